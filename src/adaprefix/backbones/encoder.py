@@ -1,0 +1,135 @@
+"""AdaptedEncoder: a frozen encoder run layer by layer with gated prefixes."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from ..config import PrefixConfig
+from ..prefix import PrefixStack
+from .bert import bert_layer_forward
+
+if TYPE_CHECKING:
+    from .bert import BertFamily
+
+
+@dataclass
+class EncoderOutput:
+    last_hidden_state: torch.Tensor
+    pooler_output: torch.Tensor | None
+
+
+@dataclass
+class GateValues:
+    """Gates of one layer in the last forward: ``layer`` = lambda (scalar tensor, 1 when off),
+    ``token`` = alpha per example and prefix slot (B x l, ones when off)."""
+
+    layer: torch.Tensor
+    token: torch.Tensor
+
+
+def weights_fingerprint(module: nn.Module) -> str:
+    """SHA-256 over every tensor of the state dict (names, shapes, dtypes, bytes); identifies the exact base."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
+        digest.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def describe_base(encoder: nn.Module, family: "BertFamily") -> dict:
+    """What identifies a base encoder in an adapter file: name, type, shape and weights fingerprint."""
+    hf = encoder.config
+    return {
+        "name_or_path": hf.name_or_path,
+        "model_type": hf.model_type,
+        "num_layers": len(family.layers(encoder)),
+        "hidden_size": hf.hidden_size,
+        "num_heads": hf.num_attention_heads,
+        "fingerprint": weights_fingerprint(encoder),
+    }
+
+
+class AdaptedEncoder(nn.Module):
+    """An encoder from ``transformers.AutoModel`` with APT / P-tuning v2 prefixes.
+
+    The backbone's weights are frozen (``requires_grad=False``) unless ``config.method == "finetune"``;
+    only ``self.prefix`` (tables and gates) trains. Build it with :func:`adaprefix.attach`.
+    """
+
+    def __init__(
+        self, encoder: nn.Module, config: PrefixConfig, family: "BertFamily", base: dict | None = None
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.config = config
+        self.family = family
+        hf = encoder.config
+        # Identify the base before any fine-tuning changes its weights (``base`` if the caller already did).
+        self._base = base if base is not None else describe_base(encoder, family)
+        self.num_layers = self._base["num_layers"]
+        self.hidden_size = hf.hidden_size
+        self.num_heads = hf.num_attention_heads
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden size {self.hidden_size} is not divisible by {self.num_heads} heads")
+        dropout = config.prefix_dropout if config.prefix_dropout is not None else hf.hidden_dropout_prob
+        self.prefix = PrefixStack(config, self.num_layers, self.hidden_size, dropout) if config.uses_prefix else None
+        encoder.requires_grad_(not config.uses_prefix)
+        self.last_gates: list[GateValues | None] = [None] * self.num_layers
+
+    @property
+    def lengths(self) -> list[int]:
+        return self.prefix.lengths if self.prefix is not None else [0] * self.num_layers
+
+    def base_info(self) -> dict:
+        """What identifies the base encoder in an adapter file."""
+        return dict(self._base)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> EncoderOutput:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        lengths = self.lengths
+        # HF's past_key_values path numbers real tokens after the cache length of layer 0.
+        offset = lengths[0] if self.config.position_offset == "prefix" else 0
+        hidden = self.family.embed(self.encoder, input_ids, token_type_ids, offset)
+        key_mask = attention_mask.bool()
+        if bool(key_mask.all()):
+            key_mask = None
+        tables = self.prefix.tables() if self.prefix is not None else [None] * self.num_layers
+        attn_dropout = 0.0
+        if self.training:
+            attn_dropout = self.config.attention_dropout
+            if attn_dropout is None:
+                attn_dropout = self.encoder.config.attention_probs_dropout_prob
+        gates_out: list[GateValues | None] = []
+        for i, layer in enumerate(self.family.layers(self.encoder)):
+            layer_prefix = self.prefix.layers[i] if self.prefix is not None else None
+            hidden, gate = bert_layer_forward(
+                layer, hidden, attention_mask, key_mask, self.num_heads, tables[i], layer_prefix, attn_dropout
+            )
+            gates_out.append(self._gate_values(layer_prefix, gate, input_ids.shape[0]))
+        self.last_gates = gates_out
+        pooler = self.family.pooler(self.encoder)
+        return EncoderOutput(hidden, pooler(hidden) if pooler is not None else None)
+
+    @staticmethod
+    def _gate_values(layer_prefix, gate, batch: int) -> GateValues | None:
+        if layer_prefix is None or layer_prefix.length == 0:
+            return None
+        if gate is None:  # P-tuning v2: both gates are identically 1
+            return GateValues(torch.ones(()), torch.ones(batch, layer_prefix.length))
+        lam = layer_prefix.layer_gate.detach().clone() if layer_prefix.layer_gate is not None else torch.ones(())
+        return GateValues(lam, gate[1].detach())
+
+    def adapter_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
