@@ -62,8 +62,11 @@ def adapter_state_dict(model: TaskModel) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
-def save_adapter(model: TaskModel, directory: str | os.PathLike) -> Path:
-    """Write the adapter of ``model`` to ``directory`` (created if needed). Files are replaced atomically."""
+def save_adapter(model: TaskModel, directory: str | os.PathLike, extra: dict | None = None) -> Path:
+    """Write the adapter of ``model`` to ``directory`` (created if needed). Files are replaced atomically.
+
+    ``extra`` (JSON-able) is stored under "extra": the training loop records the task and max length there.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     encoder = model.encoder
@@ -76,6 +79,7 @@ def save_adapter(model: TaskModel, directory: str | os.PathLike) -> Path:
         "head": None if model.head is None else {"type": model.head_type, "dropout": model.head.dropout.p},
         "label_names": model.label_names,
         "base_model": encoder.base_info(),
+        "extra": extra or {},
     }
     _atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(adapter_state_dict(model), str(p)))
     _atomic_write(directory / CONFIG_FILE, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))

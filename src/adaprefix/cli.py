@@ -1,0 +1,150 @@
+"""The ``adaprefix`` command line: train, eval, predict.
+
+    adaprefix train --task rte --method apt --data-dir ../shared/data --output runs/rte-apt
+    adaprefix eval runs/rte-apt --split val
+    adaprefix predict runs/rte-apt/adapter --input records.jsonl --output preds.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .tasks import DataError
+from .tasks.registry import TASKS
+
+EPILOG = "Tasks: " + ", ".join(sorted(TASKS)) + ". Data: --data-dir DIR holds superglue/<task>/{train,val,test}.jsonl and ner/..."
+
+
+def parse_lengths(text: str) -> int | list[int]:
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int or comma-separated ints per layer, got {text!r}") from None
+    return values[0] if len(values) == 1 else values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="adaprefix",
+        description="Adaptive Prefix Tuning (APT), P-tuning v2 and full fine-tuning of frozen encoders.",
+        epilog=EPILOG,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train on a task; writes metrics.jsonl, checkpoint/, adapter/ and results.json",
+                       description="Train APT, P-tuning v2 or full fine-tuning on one task. Unset options take the "
+                                   "task's defaults (see adaprefix/tasks/registry.py). Runs unchanged under "
+                                   "`accelerate launch`.", epilog=EPILOG)
+    t.add_argument("--task", required=True, help="task name, e.g. cb, rte, copa, multirc, conll04")
+    t.add_argument("--method", default="apt", choices=["apt", "prefix", "finetune"],
+                   help="apt (gated prefixes), prefix (P-tuning v2) or finetune (default: apt)")
+    t.add_argument("--model", help="encoder path or hub id (default: the packaged all-MiniLM-L6-v2)")
+    t.add_argument("--data-dir", help="folder with the official task files; absent: load from the hub (online only)")
+    t.add_argument("--output", required=True, help="run directory")
+    t.add_argument("--prefix-len", type=parse_lengths, help="prefix length, or one per layer: 4,4,8,8,16,16 (default: task's)")
+    t.add_argument("--lr", type=float, help="learning rate (default: task's; 1e-2 prefix methods, 3e-5 finetune)")
+    t.add_argument("--epochs", type=int, help="epochs (default: task's)")
+    t.add_argument("--batch-size", type=int, default=16, help="training batch size per process (default: 16)")
+    t.add_argument("--eval-batch-size", type=int, default=64, help="evaluation batch size (default: 64)")
+    t.add_argument("--seed", type=int, default=11, help="seed for initialisation, shuffling, dropout, few-shot (default: 11)")
+    t.add_argument("--max-length", type=int, help="max tokens per input (default: 128)")
+    t.add_argument("--no-token-gate", action="store_true", help="APT ablation: token gate off (alpha = 1)")
+    t.add_argument("--no-layer-gate", action="store_true", help="APT ablation: layer gate off (lambda = 1)")
+    t.add_argument("--gate-pooling", choices=["mean", "cls"], default="mean", help="token-gate summary of the layer input")
+    t.add_argument("--prefix-projection", action="store_true", help="P-tuning v2 reparameterisation MLP (hidden 512)")
+    t.add_argument("--attention-dropout", type=float, help="attention dropout (default: the backbone's); 0 is faster on CPU")
+    t.add_argument("--shots", type=int, help="few-shot: K training examples per class (K questions for MultiRC, K sentences for NER)")
+    t.add_argument("--early-stop", type=int, metavar="N", help="stop after N epochs without a better val score")
+    t.add_argument("--bf16", action="store_true", help="bfloat16 autocast (see BENCHMARKS.md for its effect on this CPU)")
+    t.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    t.add_argument("--limit-train", type=int, help="use only the first N training records (quick runs)")
+    t.add_argument("--limit-eval", type=int, help="use only the first N val/test records (quick runs)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    e = sub.add_parser("eval", help="score a run or adapter on a labelled split",
+                       description="Evaluate RUN_OR_ADAPTER_DIR (a run directory's best adapter, or an adapter "
+                                   "directory) on a split; prints the metrics as JSON.", epilog=EPILOG)
+    e.add_argument("path", metavar="RUN_OR_ADAPTER_DIR")
+    e.add_argument("--task", help="task (default: the one the adapter was trained on)")
+    e.add_argument("--split", choices=["val", "test"], default="val", help="split (default: val; SuperGLUE test has no labels)")
+    e.add_argument("--data-dir", help="folder with the official task files (default: the one used in training; else the hub)")
+    e.add_argument("--model", help="base encoder (default: the one recorded in the adapter)")
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--output", help="also write the metrics and per-example predictions (JSON) here")
+
+    p = sub.add_parser("predict", help="label task records from a JSON lines file",
+                       description="Predict labels for records in the task's official format, one JSON object per "
+                                   "line (SuperGLUE rows; NER: {\"tokens\": [...]}). Writes one JSON line per "
+                                   "example: label and probabilities (NER: tags per token).", epilog=EPILOG)
+    p.add_argument("path", metavar="ADAPTER_DIR", help="adapter directory, or a run directory")
+    p.add_argument("--input", required=True, help="JSON lines file of task records")
+    p.add_argument("--output", required=True, help="where to write predictions (JSON lines)")
+    p.add_argument("--task", help="task (default: the one the adapter was trained on)")
+    p.add_argument("--model", help="base encoder (default: the one recorded in the adapter)")
+    p.add_argument("--batch-size", type=int, default=64)
+    return parser
+
+
+def cmd_train(ns: argparse.Namespace) -> int:
+    from .training import TrainArgs, train
+
+    args = TrainArgs(
+        task=ns.task, output=ns.output, method=ns.method, model=ns.model, data_dir=ns.data_dir,
+        prefix_len=ns.prefix_len, lr=ns.lr, epochs=ns.epochs, batch_size=ns.batch_size,
+        eval_batch_size=ns.eval_batch_size, seed=ns.seed, max_length=ns.max_length,
+        token_gate=False if ns.no_token_gate else None, layer_gate=False if ns.no_layer_gate else None,
+        gate_pooling=ns.gate_pooling, prefix_projection=ns.prefix_projection, attention_dropout=ns.attention_dropout,
+        shots=ns.shots, early_stop=ns.early_stop, bf16=ns.bf16, resume=ns.resume, limit_train=ns.limit_train,
+        limit_eval=ns.limit_eval, progress=not ns.no_progress,
+    )
+    if ns.method != "apt" and (ns.no_token_gate or ns.no_layer_gate):
+        raise ValueError("--no-token-gate / --no-layer-gate are APT ablations; use them with --method apt")
+    results = train(args)
+    if int(os.environ.get("RANK", "0")) == 0:
+        best = results["best"]
+        shown = {split: {k: round(v, 4) for k, v in scores.items()} for split, scores in best.items()}
+        print(f"{results['task']} {results['method']}: best epoch {results['best_epoch']} {json.dumps(shown)} "
+              f"({results['trainable_params']} trainable parameters, {results['wall_s']:.0f} s) -> {ns.output}/results.json")
+    return 0
+
+
+def cmd_eval(ns: argparse.Namespace) -> int:
+    from .serving import evaluate_adapter
+
+    scores, preds = evaluate_adapter(ns.path, ns.task, ns.split, ns.data_dir, ns.model, ns.batch_size)
+    print(json.dumps(scores, indent=2))
+    if ns.output:
+        Path(ns.output).write_text(json.dumps({"scores": scores, "predictions": preds}, indent=1) + "\n")
+    return 0
+
+
+def cmd_predict(ns: argparse.Namespace) -> int:
+    from .serving import predict_file
+
+    n = predict_file(ns.path, ns.input, ns.output, ns.task, ns.model, ns.batch_size)
+    print(f"wrote {n} predictions to {ns.output}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars say nothing useful here
+    handlers = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict}
+    try:
+        return handlers[ns.command](ns)
+    except (DataError, ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"adaprefix {ns.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; `adaprefix train ... --resume` continues from the last checkpoint", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Use trained adapters: evaluate on a split, or label records from a file.
+
+Many adapters can share one frozen backbone: ``load_adapter(dir, encoder)`` never copies the encoder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .adapter_io import CONFIG_FILE, load_adapter, read_adapter_config
+from .model import TaskModel
+from .tasks import DataError, Task, TokenExample, get_task
+from .tasks.encode import Collator, encode
+from .tasks.superglue import PARSERS, Row, read_jsonl
+from .training import decode, load_backbone, predict_logits
+
+
+def resolve_adapter_dir(path: str | Path) -> Path:
+    path = Path(path)
+    if (path / CONFIG_FILE).is_file():
+        return path
+    if (path / "adapter" / CONFIG_FILE).is_file():
+        return path / "adapter"
+    raise FileNotFoundError(f"{path}: neither an adapter directory nor a run directory with adapter/ ({CONFIG_FILE} not found)")
+
+
+def load_for_serving(path: str | Path, task_name: str | None, model: str | None):
+    adapter_dir = resolve_adapter_dir(path)
+    meta = read_adapter_config(adapter_dir)
+    extra = meta.get("extra", {})
+    task_name = task_name or extra.get("task")
+    if not task_name:
+        raise ValueError(f"{adapter_dir}: the adapter records no task; pass --task")
+    task = get_task(task_name)
+    if extra.get("task") and task.name != extra["task"]:
+        raise ValueError(f"{adapter_dir}: adapter was trained on {extra['task']!r}, not {task.name!r}")
+    base = model or meta["base_model"]["name_or_path"]
+    tokenizer, encoder = load_backbone(base)
+    loaded = load_adapter(adapter_dir, encoder).eval()
+    return task, tokenizer, loaded, extra
+
+
+def evaluate_adapter(path, task_name, split, data_dir, model, batch_size) -> tuple[dict, list]:
+    """Metrics and predictions on ``split``; without ``data_dir``, the one the adapter was trained from."""
+    task, tokenizer, loaded, extra = load_for_serving(path, task_name, model)
+    max_length = extra.get("max_length") or task.default_max_length
+    data_dir = data_dir or extra.get("train_args", {}).get("data_dir")
+    if not task.split_has_labels[split]:
+        raise ValueError(f"{task.name} {split} has no labels (SuperGLUE test labels are not public); "
+                         "use `adaprefix predict` for predictions")
+    examples = task.load(split, data_dir)
+    features = encode(examples, tokenizer, task.label_names, max_length)
+    logits = predict_logits(loaded, features, Collator(tokenizer.pad_token_id), batch_size)
+    preds = decode(task, examples, features, logits)
+    return task.score(examples, preds), preds
+
+
+def read_records(task: Task, path: Path) -> list:
+    rows = read_jsonl(path)
+    if task.family == "ner":
+        out = []
+        for lineno, obj in rows:
+            tokens = Row(obj, str(path), lineno).get("tokens", list)
+            if not tokens or not all(isinstance(t, str) for t in tokens):
+                raise DataError(path, lineno, "field 'tokens' should be a non-empty list of strings")
+            out.append(TokenExample(obj.get("idx", lineno), tokens))
+        return out
+    parse = PARSERS[task.name]
+    return [ex for lineno, obj in rows for ex in parse(Row(obj, str(path), lineno), False)]
+
+
+def predict_records(task: Task, tokenizer, model: TaskModel, examples: list, max_length: int, batch_size: int) -> list[dict]:
+    features = encode(examples, tokenizer, task.label_names, max_length)
+    logits = predict_logits(model, features, Collator(tokenizer.pad_token_id), batch_size)
+    preds = decode(task, examples, features, logits)
+    out = []
+    for f, pred in zip(features, preds):
+        ex = examples[f.index]
+        if task.family == "ner":
+            out.append({"idx": ex.idx, "tokens": ex.words, "tags": pred})
+            continue
+        probs = torch.softmax(logits[f.index], -1).tolist()
+        if task.head == "multiple_choice":
+            out.append({"idx": ex.idx, "label": pred, "probs": [round(p, 6) for p in probs]})
+        else:
+            out.append({"idx": ex.idx, "label": pred, "probs": {n: round(p, 6) for n, p in zip(task.labels, probs)}})
+    return out
+
+
+def predict_file(path, input_path, output_path, task_name, model, batch_size) -> int:
+    task, tokenizer, loaded, extra = load_for_serving(path, task_name, model)
+    max_length = extra.get("max_length") or task.default_max_length
+    examples = read_records(task, Path(input_path))
+    results = predict_records(task, tokenizer, loaded, examples, max_length, batch_size)
+    with open(output_path, "w") as f:
+        for r in results:
+            f.write(json.dumps(r) + "\n")
+    return len(results)

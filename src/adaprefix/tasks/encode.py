@@ -1,0 +1,129 @@
+"""Records -> token ids, batches with dynamic padding, and length-grouped batch order.
+
+NER labels go on the first sub-token of each word and -100 elsewhere; ``word_ids`` maps predictions back.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from .records import ChoiceExample, PairExample, TokenExample
+
+
+@dataclass
+class Feature:
+    index: int  # position in the example list
+    input_ids: list  # list[int], or list[list[int]] (one per choice)
+    token_type_ids: list
+    label: int | list[int] | None
+    word_ids: list[int | None] = field(default_factory=list)
+
+    @property
+    def length(self) -> int:
+        ids = self.input_ids
+        return max(len(r) for r in ids) if ids and isinstance(ids[0], list) else len(ids)
+
+
+def encode(examples: list, tokenizer, label_names: list[str], max_length: int) -> list[Feature]:
+    """Tokenise all records of one split in batched calls to the fast tokenizer."""
+    if not examples:
+        return []
+    label_id = {name: i for i, name in enumerate(label_names)}
+    kwargs = dict(truncation=True, max_length=max_length, return_token_type_ids=True)
+    first = examples[0]
+    if isinstance(first, TokenExample):
+        enc = tokenizer([e.words for e in examples], is_split_into_words=True, **kwargs)
+        features = []
+        for i, ex in enumerate(examples):
+            word_ids = enc.word_ids(i)
+            labels = None
+            if ex.tags is not None:
+                labels, previous = [], None
+                for w in word_ids:
+                    labels.append(label_id[ex.tags[w]] if w is not None and w != previous else -100)
+                    previous = w
+            features.append(Feature(i, enc["input_ids"][i], enc["token_type_ids"][i], labels, word_ids))
+        return features
+    if isinstance(first, ChoiceExample):
+        flat_a = [a for e in examples for a, _ in e.rows]
+        flat_b = [b for e in examples for _, b in e.rows]
+        enc = tokenizer(flat_a, flat_b, **kwargs)
+        features, pos = [], 0
+        for i, ex in enumerate(examples):
+            n = len(ex.rows)
+            features.append(Feature(i, enc["input_ids"][pos : pos + n], enc["token_type_ids"][pos : pos + n], ex.label))
+            pos += n
+        return features
+    assert isinstance(first, PairExample)
+    texts_b = [e.text_b for e in examples]
+    enc = tokenizer([e.text_a for e in examples], texts_b if any(t is not None for t in texts_b) else None, **kwargs)
+    return [
+        Feature(i, enc["input_ids"][i], enc["token_type_ids"][i], None if ex.label is None else label_id[ex.label])
+        for i, ex in enumerate(examples)
+    ]
+
+
+def _pad(rows: list[list[int]], width: int, value: int) -> list[list[int]]:
+    return [r + [value] * (width - len(r)) for r in rows]
+
+
+class Collator:
+    """Pads a batch of Features to its own longest sequence (or choice row)."""
+
+    def __init__(self, pad_token_id: int) -> None:
+        self.pad = pad_token_id
+
+    def __call__(self, features: list[Feature]) -> dict[str, torch.Tensor]:
+        width = max(f.length for f in features)
+        batch: dict[str, torch.Tensor] = {"index": torch.tensor([f.index for f in features])}
+        if isinstance(features[0].input_ids[0], list):  # multiple choice: B x C x n
+            ids = [_pad(f.input_ids, width, self.pad) for f in features]
+            types = [_pad(f.token_type_ids, width, 0) for f in features]
+            mask = [_pad([[1] * len(r) for r in f.input_ids], width, 0) for f in features]
+        else:
+            ids = _pad([f.input_ids for f in features], width, self.pad)
+            types = _pad([f.token_type_ids for f in features], width, 0)
+            mask = _pad([[1] * len(f.input_ids) for f in features], width, 0)
+        batch.update(input_ids=torch.tensor(ids), token_type_ids=torch.tensor(types), attention_mask=torch.tensor(mask))
+        if features[0].label is not None:
+            if isinstance(features[0].label, list):
+                batch["labels"] = torch.tensor(_pad([f.label for f in features], width, -100))
+            else:
+                batch["labels"] = torch.tensor([f.label for f in features])
+        return batch
+
+
+class LengthGroupedBatches:
+    """Batches of similar length (less padding, faster on CPU), reshuffled each epoch from (seed, epoch).
+
+    Training: shuffle, cut into pools of ``pool_batches`` batches, sort each pool by length, shuffle the batches.
+    Evaluation (``shuffle=False``): all examples sorted by length. Set ``.epoch`` before iterating.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, shuffle: bool, seed: int = 0, pool_batches: int = 50) -> None:
+        self.lengths, self.batch_size, self.shuffle, self.seed = lengths, batch_size, shuffle, seed
+        self.pool = batch_size * pool_batches
+        self.epoch = 0
+
+    def batches(self) -> list[list[int]]:
+        order = list(range(len(self.lengths)))
+        if not self.shuffle:
+            order.sort(key=lambda i: self.lengths[i])
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        rng = random.Random(self.seed * 100003 + self.epoch)
+        rng.shuffle(order)
+        out = []
+        for start in range(0, len(order), self.pool):
+            pool = sorted(order[start : start + self.pool], key=lambda i: self.lengths[i])
+            out.extend(pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size))
+        rng.shuffle(out)
+        return out
+
+    def __iter__(self):
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size if not self.shuffle else len(self.batches())
