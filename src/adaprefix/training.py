@@ -40,6 +40,8 @@ from .tasks.records import ChoiceExample, TokenExample
 
 CHECKPOINT = "checkpoint"
 STATE_FILE = "trainer_state.pt"  # optimiser, scheduler and history: our own file, read back by --resume only
+RESUME_MUST_MATCH = ("task", "method", "model", "prefix_len", "lr", "epochs", "batch_size", "seed", "max_length",
+                     "token_gate", "layer_gate", "gate_pooling", "prefix_projection", "shots", "limit_train")
 TRAINABLE_FILE = "trainable.safetensors"  # raw trainable parameters (projection MLP included), for --resume
 
 
@@ -244,6 +246,12 @@ def train(args: TrainArgs) -> dict:
         if ckpt is None:
             raise FileNotFoundError(f"--resume: no checkpoint in {run_dir}")
         state = torch.load(ckpt / STATE_FILE, weights_only=False)
+        saved_args = state.get("train_args", {})
+        changed = {k: (saved_args[k], v) for k, v in _jsonable(args).items()
+                   if k in RESUME_MUST_MATCH and k in saved_args and saved_args[k] != v}
+        if changed:
+            raise ValueError(f"--resume: {ckpt} was trained with different settings: "
+                             + "; ".join(f"{k} was {a!r}, now {b!r}" for k, (a, b) in changed.items()))
         trainable = load_file(str(ckpt / TRAINABLE_FILE))
         named = {n: p for n, p in raw_model.named_parameters() if p.requires_grad}
         if set(trainable) != set(named):
@@ -256,6 +264,8 @@ def train(args: TrainArgs) -> dict:
         start_epoch, history, best, wall_before = state["epoch"] + 1, state["history"], state["best"], state["wall_s"]
         if main:
             print(f"resuming {run_dir} after epoch {start_epoch} of {args.epochs}")
+            # epochs after the checkpoint (if a crash came between the log line and the checkpoint) are redone
+            (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
 
     meta = {"task": task.name, "max_length": args.max_length, "train_args": _jsonable(args)}
     selection = task.main_metric
@@ -300,6 +310,7 @@ def train(args: TrainArgs) -> dict:
             if improved:
                 _atomic_dir_write(run_dir / "adapter", lambda d: save_adapter(raw_model, d, extra=meta))
             state = {"optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
+                     "train_args": _jsonable(args),
                      "history": history, "best": best, "wall_s": wall_before + time.time() - t_start}
 
             def write_checkpoint(d: Path) -> None:

@@ -95,7 +95,9 @@ class AdaptedEncoder(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
+        pooled: bool = True,
     ) -> EncoderOutput:
+        """Last hidden states (B x n x d) and, when ``pooled`` and the backbone has one, the pooler output."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         lengths = self.lengths
@@ -119,7 +121,7 @@ class AdaptedEncoder(nn.Module):
             )
             gates_out.append(self._gate_values(layer_prefix, gate, input_ids.shape[0]))
         self.last_gates = gates_out
-        pooler = self.family.pooler(self.encoder)
+        pooler = self.family.pooler(self.encoder) if pooled else None
         return EncoderOutput(hidden, pooler(hidden) if pooler is not None else None)
 
     @staticmethod

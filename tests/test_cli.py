@@ -1,0 +1,142 @@
+"""End to end through the command line on small slices of ../shared/data with the packaged MiniLM."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import adaprefix.training as training
+from adaprefix.cli import main
+from conftest import SHARED_DATA
+
+pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"benchmark data not at {SHARED_DATA}")
+QUICK = ["--data-dir", str(SHARED_DATA), "--limit-train", "24", "--limit-eval", "12", "--batch-size", "8",
+         "--no-progress", "--max-length", "64"]
+
+
+def read_results(run: Path) -> dict:
+    return json.loads((run / "results.json").read_text())
+
+
+@pytest.mark.parametrize("task, method, metric", [
+    ("cb", "apt", "macro_f1"), ("copa", "prefix", "accuracy"), ("conll04", "apt", "f1"),
+])
+def test_train_eval_predict(tmp_path, capsys, task, method, metric):
+    run = tmp_path / "run"
+    assert main(["train", "--task", task, "--method", method, "--epochs", "2", "--output", str(run), *QUICK]) == 0
+    results = read_results(run)
+    assert results["task"] == task and results["method"] == method and results["best_epoch"] in (1, 2)
+    assert len(results["epochs"]) == 2 and metric in results["best"]["val"]
+    assert results["trainable_params"] > 0 and results["train_examples_per_s"] > 0
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+    if task == "conll04":
+        assert "test" in results["best"]  # NER reports test at the best val epoch
+    capsys.readouterr()
+
+    assert main(["eval", str(run), "--split", "val"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    # the full val split here (no --limit-eval): the metric exists and is a proportion
+    assert 0.0 <= scores[metric] <= 1.0
+
+    source = {"cb": "superglue/cb/test.jsonl", "copa": "superglue/copa/test.jsonl", "conll04": None}[task]
+    inp = tmp_path / "in.jsonl"
+    if source:
+        inp.write_text("".join((SHARED_DATA / source).read_text().splitlines(keepends=True)[:3]))
+    else:
+        inp.write_text('{"tokens": ["John", "lives", "in", "Boston", "."]}\n{"tokens": ["Hi"]}\n')
+    out = tmp_path / "preds.jsonl"
+    assert main(["predict", str(run / "adapter"), "--input", str(inp), "--output", str(out)]) == 0
+    preds = [json.loads(x) for x in out.read_text().splitlines()]
+    if task == "cb":
+        assert len(preds) == 3 and set(preds[0]["probs"]) == {"entailment", "contradiction", "neutral"}
+        assert sum(preds[0]["probs"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert preds[0]["label"] == max(preds[0]["probs"], key=preds[0]["probs"].get)
+    elif task == "copa":
+        assert len(preds) == 3 and preds[0]["label"] in (0, 1) and len(preds[0]["probs"]) == 2
+    else:
+        assert preds[0]["tokens"] == ["John", "lives", "in", "Boston", "."] and len(preds[0]["tags"]) == 5
+
+
+def test_bad_input_is_a_clear_cli_error(tmp_path, capsys):
+    bad = tmp_path / "data" / "superglue" / "cb"
+    bad.mkdir(parents=True)
+    (bad / "train.jsonl").write_text('{"premise": "p", "hypothesis": "h", "label": "entailment", "idx": 0}\n{"premise": 1\n')
+    (bad / "val.jsonl").write_text('{"premise": "p", "hypothesis": "h", "label": "entailment", "idx": 0}\n')
+    code = main(["train", "--task", "cb", "--data-dir", str(tmp_path / "data"), "--output", str(tmp_path / "r"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "train.jsonl:2: malformed JSON" in err and "Traceback" not in err
+    assert main(["train", "--task", "nope", "--output", str(tmp_path / "r")]) == 2
+    assert "unknown task 'nope'" in capsys.readouterr().err
+
+
+def test_resume_after_interruption_matches_uninterrupted(tmp_path, monkeypatch):
+    args = ["train", "--task", "cb", "--method", "apt", "--epochs", "3", *QUICK]
+    assert main([*args, "--output", str(tmp_path / "full")]) == 0
+    full = read_results(tmp_path / "full")
+
+    real_write = training._atomic_dir_write
+    writes = {"n": 0}
+
+    def crash_after_second_checkpoint(target, write):
+        real_write(target, write)
+        if target.name == training.CHECKPOINT:
+            writes["n"] += 1
+            if writes["n"] == 2:
+                raise KeyboardInterrupt  # the process is stopped after epoch 2's checkpoint
+
+    monkeypatch.setattr(training, "_atomic_dir_write", crash_after_second_checkpoint)
+    assert main([*args, "--output", str(tmp_path / "cut")]) == 130
+    assert not (tmp_path / "cut" / "results.json").exists()
+    monkeypatch.setattr(training, "_atomic_dir_write", real_write)
+    assert main([*args, "--output", str(tmp_path / "cut"), "--resume"]) == 0
+    resumed = read_results(tmp_path / "cut")
+    assert [e["val"] for e in resumed["epochs"]] == [e["val"] for e in full["epochs"]]
+    assert [e["train_loss"] for e in resumed["epochs"]] == pytest.approx([e["train_loss"] for e in full["epochs"]], abs=1e-6)
+    assert (tmp_path / "full" / "adapter" / "adapter.safetensors").read_bytes() == \
+        (tmp_path / "cut" / "adapter" / "adapter.safetensors").read_bytes()
+
+
+def test_crash_while_writing_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    args = ["train", "--task", "cb", "--epochs", "2", "--output", str(run), *QUICK]
+    real_save = training.torch.save
+    calls = {"n": 0}
+
+    def failing_save(obj, path, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            Path(path).write_bytes(b"half")  # a torn write
+            raise OSError("disk full")
+        return real_save(obj, path, *a, **k)
+
+    monkeypatch.setattr(training.torch, "save", failing_save)
+    with pytest.raises(OSError):
+        main(args)
+    state = training.torch.load(run / training.CHECKPOINT / training.STATE_FILE, weights_only=False)
+    assert state["epoch"] == 0  # epoch 1's checkpoint, intact
+    monkeypatch.undo()
+    assert main([*args, "--resume"]) == 0
+    assert read_results(run)["epochs"][-1]["epoch"] == 2
+
+
+def test_runs_under_accelerate_launch_with_two_processes(tmp_path):
+    accelerate = Path(sys.executable).parent / "accelerate"
+    cli = Path(sys.executable).parent / "adaprefix"
+    run = tmp_path / "ddp"
+    # accelerate 1.15's `--cpu` starts one process unless MPI is set up; `--multi_gpu` starts torchrun workers, and
+    # adaprefix's Accelerator falls back to CPU (gloo) when there is no GPU.
+    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", str(cli), "train", "--task", "conll04", "--epochs", "1", "--output", str(run), *QUICK]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = read_results(run)
+    assert results["processes"] == 2
+    assert set(results["best"]) == {"val", "test"} and set(results["best"]["val"]) == {"f1", "precision", "recall"}
+    single = tmp_path / "single"
+    assert main(["train", "--task", "conll04", "--epochs", "1", "--output", str(single), *QUICK]) == 0
+    assert set(read_results(single)) == set(results)  # same results format
