@@ -1,7 +1,7 @@
 """Markdown table of the results.json files under a folder, grouped by task and method (mean and spread
 over seeds when there are several).
 
-    python benchmarks/summarize.py runs/first-comparison
+    python benchmarks/summarize.py runs/first-comparison      # or the committed copies: results/first-comparison
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ def fmt(values: list[float], scale: float = 100.0) -> str:
 
 def main(root: str) -> None:
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for path in sorted(Path(root).rglob("results.json")):
+    for path in sorted(Path(root).rglob("*.json")):  # run dirs' results.json, or copies under results/
         r = json.loads(path.read_text())
-        groups[(r["task"], r["method"])].append(r)
+        if isinstance(r, dict) and {"task", "method", "best"} <= set(r):
+            groups[(r["task"], r["method"])].append(r)
     print("| task | method | seeds | best epoch | val (best) | test at best val | trainable params | train ex/s | wall s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for (task, method), runs in sorted(groups.items()):

@@ -334,7 +334,7 @@ def train(args: TrainArgs) -> dict:
         "train_examples": len(train_ex), "few_shot_drawn": drawn,
         "wall_s": wall_before + time.time() - t_start,
         "train_examples_per_s": examples_seen / train_seconds if train_seconds else None,
-        "processes": accelerator.num_processes, "adaprefix_version": __version__, "torch": torch.__version__,
+        "processes": accelerator.num_processes, **provenance(),
     }
     if main:
         tmp = run_dir / ".results.json.tmp"
@@ -342,6 +342,27 @@ def train(args: TrainArgs) -> dict:
         os.replace(tmp, run_dir / "results.json")
     accelerator.wait_for_everyone()
     return results
+
+
+def provenance() -> dict:
+    """Where a result came from: adaprefix's git commit (when run from a checkout), versions, machine."""
+    import platform
+    import subprocess
+
+    import transformers
+
+    here = Path(__file__).resolve().parent
+    commit = None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5).stdout.strip() or None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", str(here)], cwd=here, capture_output=True, text=True, timeout=5).stdout.strip()
+        if commit and dirty:
+            commit += "+uncommitted"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"adaprefix_commit": commit, "adaprefix_version": __version__, "torch": torch.__version__,
+            "transformers": transformers.__version__, "machine": platform.machine(), "processor": platform.processor(),
+            "cpus": os.cpu_count(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
 def _jsonable(args: TrainArgs) -> dict:
