@@ -78,7 +78,7 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, monkeypatch):
     assert main([*args, "--output", str(tmp_path / "full")]) == 0
     full = read_results(tmp_path / "full")
 
-    real_write = training._atomic_dir_write
+    real_write = training.atomic_dir_write
     writes = {"n": 0}
 
     def crash_after_second_checkpoint(target, write):
@@ -88,10 +88,10 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, monkeypatch):
             if writes["n"] == 2:
                 raise KeyboardInterrupt  # the process is stopped after epoch 2's checkpoint
 
-    monkeypatch.setattr(training, "_atomic_dir_write", crash_after_second_checkpoint)
+    monkeypatch.setattr(training, "atomic_dir_write", crash_after_second_checkpoint)
     assert main([*args, "--output", str(tmp_path / "cut")]) == 130
     assert not (tmp_path / "cut" / "results.json").exists()
-    monkeypatch.setattr(training, "_atomic_dir_write", real_write)
+    monkeypatch.setattr(training, "atomic_dir_write", real_write)
     assert main([*args, "--output", str(tmp_path / "cut"), "--resume"]) == 0
     resumed = read_results(tmp_path / "cut")
     assert [e["val"] for e in resumed["epochs"]] == [e["val"] for e in full["epochs"]]

@@ -29,6 +29,7 @@ from . import __version__
 from .backbones import AdaptedEncoder, attach, family_of
 from .backbones.encoder import describe_base
 from .config import PrefixConfig
+from .fileio import atomic_write
 from .model import TaskModel
 
 FORMAT_NAME = "adaprefix-adapter"
@@ -41,25 +42,31 @@ class AdapterMismatchError(ValueError):
     """The adapter was trained on a different base encoder than the one it is being loaded onto."""
 
 
-def adapter_state_dict(model: TaskModel) -> dict[str, torch.Tensor]:
-    """The tensors an adapter file holds, under their file names (see the module docstring)."""
-    state: dict[str, torch.Tensor] = {}
+def _named_tensors(model: TaskModel, tables: list) -> dict[str, torch.Tensor]:
+    """Adapter tensors under their file names, with ``tables`` giving each layer's (key, value) or None."""
+    named: dict[str, torch.Tensor] = {}
     encoder = model.encoder
     if encoder.prefix is not None:
-        for i, (table, layer) in enumerate(zip(encoder.prefix.folded_tables(), encoder.prefix.layers)):
+        for i, (table, layer) in enumerate(zip(tables, encoder.prefix.layers)):
             if table is None:
                 continue
-            state[f"prefix.{i}.key"], state[f"prefix.{i}.value"] = table
+            named[f"prefix.{i}.key"], named[f"prefix.{i}.value"] = table
             if layer.token_gate is not None:
-                state[f"gate.{i}.token.weight"] = layer.token_gate.weight
-                state[f"gate.{i}.token.bias"] = layer.token_gate.bias
+                named[f"gate.{i}.token.weight"] = layer.token_gate.weight
+                named[f"gate.{i}.token.bias"] = layer.token_gate.bias
             if layer.layer_gate is not None:
-                state[f"gate.{i}.layer"] = layer.layer_gate
+                named[f"gate.{i}.layer"] = layer.layer_gate
     else:  # finetune: the encoder itself is the adapted part
-        state.update({f"backbone.{k}": v for k, v in encoder.encoder.state_dict().items()})
+        named.update({f"backbone.{k}": v for k, v in encoder.encoder.state_dict().items()})
     if model.head is not None:
-        state.update({f"head.{k}": v for k, v in model.head.state_dict().items()})
-    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+        named.update({f"head.{k}": v for k, v in model.head.state_dict().items()})
+    return named
+
+
+def adapter_state_dict(model: TaskModel) -> dict[str, torch.Tensor]:
+    """The tensors an adapter file holds, under their file names (see the module docstring)."""
+    tables = model.encoder.prefix.folded_tables() if model.encoder.prefix is not None else []
+    return {k: v.detach().cpu().contiguous() for k, v in _named_tensors(model, tables).items()}
 
 
 def save_adapter(model: TaskModel, directory: str | os.PathLike, extra: dict | None = None) -> Path:
@@ -81,8 +88,8 @@ def save_adapter(model: TaskModel, directory: str | os.PathLike, extra: dict | N
         "base_model": encoder.base_info(),
         "extra": extra or {},
     }
-    _atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(adapter_state_dict(model), str(p)))
-    _atomic_write(directory / CONFIG_FILE, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
+    atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(adapter_state_dict(model), str(p)))
+    atomic_write(directory / CONFIG_FILE, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
     return directory
 
 
@@ -148,22 +155,9 @@ def load_adapter(directory: str | os.PathLike, encoder: nn.Module) -> TaskModel:
 
 def load_adapter_tensors(model: TaskModel, tensors: dict[str, torch.Tensor], where: str) -> None:
     """Copy file tensors into ``model``; every expected name must be present and no extra one allowed."""
-    targets: dict[str, torch.Tensor] = {}
-    encoder = model.encoder
-    if encoder.prefix is not None:
-        for i, layer in enumerate(encoder.prefix.layers):
-            if layer.length == 0:
-                continue
-            targets[f"prefix.{i}.key"], targets[f"prefix.{i}.value"] = layer.key, layer.value
-            if layer.token_gate is not None:
-                targets[f"gate.{i}.token.weight"] = layer.token_gate.weight
-                targets[f"gate.{i}.token.bias"] = layer.token_gate.bias
-            if layer.layer_gate is not None:
-                targets[f"gate.{i}.layer"] = layer.layer_gate
-    else:
-        targets.update({f"backbone.{k}": v for k, v in encoder.encoder.state_dict().items()})
-    if model.head is not None:
-        targets.update({f"head.{k}": v for k, v in model.head.state_dict().items()})
+    prefix = model.encoder.prefix
+    live_tables = [] if prefix is None else [None if l.length == 0 else (l.key, l.value) for l in prefix.layers]
+    targets = _named_tensors(model, live_tables)
     missing, extra = sorted(set(targets) - set(tensors)), sorted(set(tensors) - set(targets))
     if missing or extra:
         raise ValueError(f"{where}: tensors do not match the adapter config: missing {missing}, unexpected {extra}")
@@ -220,14 +214,3 @@ def import_peft_prefix(peft_adapter_dir: str | os.PathLike, encoder: nn.Module |
             layer.key.copy_(per_layer[:, i, 0])
             layer.value.copy_(per_layer[:, i, 1])
     return model
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file and rename, so a crash never leaves a half-written file at ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

@@ -75,7 +75,7 @@ class PrefixConfig:
             raise ValueError(
                 f"PrefixConfig.position_offset must be one of {POSITION_OFFSETS}, got {self.position_offset!r}"
             )
-        if isinstance(self.layer_gate_init, bool) or not isinstance(self.layer_gate_init, (int, float)):
+        if not _is_number(self.layer_gate_init):
             raise ValueError(f"PrefixConfig.layer_gate_init must be a number, got {self.layer_gate_init!r}")
         if not isinstance(self.prefix_projection, bool):
             raise ValueError(f"PrefixConfig.prefix_projection must be a bool, got {self.prefix_projection!r}")
@@ -83,21 +83,11 @@ class PrefixConfig:
             raise ValueError(
                 f"PrefixConfig.prefix_projection_hidden must be a positive int, got {self.prefix_projection_hidden!r}"
             )
-        if self.prefix_dropout is not None and (
-            isinstance(self.prefix_dropout, bool)
-            or not isinstance(self.prefix_dropout, (int, float))
-            or not 0.0 <= self.prefix_dropout < 1.0
-        ):
-            raise ValueError(f"PrefixConfig.prefix_dropout must be None or in [0, 1), got {self.prefix_dropout!r}")
-        if self.attention_dropout is not None and (
-            isinstance(self.attention_dropout, bool)
-            or not isinstance(self.attention_dropout, (int, float))
-            or not 0.0 <= self.attention_dropout < 1.0
-        ):
-            raise ValueError(
-                f"PrefixConfig.attention_dropout must be None or in [0, 1), got {self.attention_dropout!r}"
-            )
-        if isinstance(self.init_std, bool) or not isinstance(self.init_std, (int, float)) or self.init_std <= 0:
+        for name in ("prefix_dropout", "attention_dropout"):
+            value = getattr(self, name)
+            if value is not None and (not _is_number(value) or not 0.0 <= value < 1.0):
+                raise ValueError(f"PrefixConfig.{name} must be None or in [0, 1), got {value!r}")
+        if not _is_number(self.init_std) or self.init_std <= 0:
             raise ValueError(f"PrefixConfig.init_std must be a positive number, got {self.init_std!r}")
 
     def _check_prefix_len(self) -> None:
@@ -142,3 +132,7 @@ class PrefixConfig:
 
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)

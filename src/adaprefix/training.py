@@ -17,7 +17,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from . import __version__
 from .adapter_io import save_adapter
 from .backbones import attach
 from .config import PrefixConfig
+from .fileio import atomic_dir_write, atomic_write
 from .model import TaskModel
 from .tasks import Task, get_task
 from .tasks.encode import Collator, Feature, LengthGroupedBatches, encode
@@ -164,20 +164,6 @@ def evaluate(task: Task, model: TaskModel, examples: list, features: list[Featur
 # ---------------------------------------------------------------- checkpoints
 
 
-def _atomic_dir_write(target: Path, write) -> None:
-    """Write a directory next to ``target`` then swap it in; a crash leaves the old one or the new one intact."""
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    old = target.with_name(f".{target.name}.old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    if target.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def _find_checkpoint(run_dir: Path) -> Path | None:
     for name in (CHECKPOINT, f".{CHECKPOINT}.old"):  # the second exists only if a crash hit the swap
         path = run_dir / name
@@ -308,7 +294,7 @@ def train(args: TrainArgs) -> dict:
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             if improved:
-                _atomic_dir_write(run_dir / "adapter", lambda d: save_adapter(raw_model, d, extra=meta))
+                atomic_dir_write(run_dir / "adapter", lambda d: save_adapter(raw_model, d, extra=meta))
             state = {"optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
                      "train_args": _jsonable(args),
                      "history": history, "best": best, "wall_s": wall_before + time.time() - t_start}
@@ -318,7 +304,7 @@ def train(args: TrainArgs) -> dict:
                 save_file(trainable, str(d / TRAINABLE_FILE))
                 torch.save(state, d / STATE_FILE)
 
-            _atomic_dir_write(run_dir / CHECKPOINT, write_checkpoint)
+            atomic_dir_write(run_dir / CHECKPOINT, write_checkpoint)
         accelerator.wait_for_everyone()
         if args.early_stop and epoch - (best["epoch"] - 1) >= args.early_stop:
             if main:
@@ -337,9 +323,7 @@ def train(args: TrainArgs) -> dict:
         "processes": accelerator.num_processes, **provenance(),
     }
     if main:
-        tmp = run_dir / ".results.json.tmp"
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
-        os.replace(tmp, run_dir / "results.json")
+        atomic_write(run_dir / "results.json", lambda p: p.write_text(json.dumps(results, indent=2) + "\n"))
     accelerator.wait_for_everyone()
     return results
 
