@@ -93,14 +93,17 @@ def test_corrupt_or_foreign_config_is_a_clear_error(tmp_path):
         load_adapter(tmp_path, tiny_encoder())
 
 
-def test_imported_peft_prefix_matches_peft(tmp_path):
+@pytest.mark.parametrize("projection", [False, True])
+def test_imported_peft_prefix_matches_peft(tmp_path, projection):
     from peft import PrefixTuningConfig, TaskType, get_peft_model
 
     ids, mask, _ = padded_batch(vocab=30000, lengths=(14, 9, 5))
     # PEFT drops token_type_ids for prompt-learning methods (with a warning), so compare with none.
     types = None
-    peft_model = get_peft_model(minilm(), PrefixTuningConfig(task_type=TaskType.FEATURE_EXTRACTION, num_virtual_tokens=6))
-    randomize_adapter(peft_model)
+    peft_config = PrefixTuningConfig(task_type=TaskType.FEATURE_EXTRACTION, num_virtual_tokens=6,
+                                     prefix_projection=projection, encoder_hidden_size=64)
+    peft_model = get_peft_model(minilm(), peft_config)
+    randomize_adapter(peft_model, std=0.2 if projection else 0.5)
     peft_model.eval()
     with torch.no_grad():
         expected = peft_model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state

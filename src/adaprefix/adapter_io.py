@@ -172,7 +172,8 @@ def load_adapter_tensors(model: TaskModel, tensors: dict[str, torch.Tensor], whe
 def import_peft_prefix(peft_adapter_dir: str | os.PathLike, encoder: nn.Module | None = None) -> TaskModel:
     """Convert a HF PEFT prefix-tuning adapter into an adaprefix ``"prefix"`` model (no head).
 
-    PEFT stores ``prompt_embeddings`` (l x 2*L*d): per virtual token, for each layer a key then a value.
+    PEFT stores ``prompt_embeddings`` (l x 2*L*d): per virtual token, for each layer a key then a value; with
+    ``prefix_projection`` it stores the projected table, so both kinds import (tests check each against PEFT).
     PEFT runs prefixes through ``past_key_values``, which shifts real-token positions by l, so the result uses
     ``position_offset="prefix"`` to give the same hidden states. Without ``encoder``, the base named in the PEFT
     config is loaded with ``AutoModel``. Save the result with :func:`save_adapter`.
