@@ -71,6 +71,8 @@ def test_bad_input_is_a_clear_cli_error(tmp_path, capsys):
     assert code == 2 and "train.jsonl:2: malformed JSON" in err and "Traceback" not in err
     assert main(["train", "--task", "nope", "--output", str(tmp_path / "r")]) == 2
     assert "unknown task 'nope'" in capsys.readouterr().err
+    assert main(["train", "--task", "cb", "--prefix-len", "4,4", "--output", str(tmp_path / "r"), *QUICK]) == 2
+    assert "prefix_len has 2 entries but the encoder has 6 layers" in capsys.readouterr().err
 
 
 def test_resume_after_interruption_matches_uninterrupted(tmp_path, monkeypatch):

@@ -193,6 +193,8 @@ def train(args: TrainArgs) -> dict:
             raise FileExistsError(f"{run_dir} already holds a finished run; choose another --output or pass --resume")
 
     tokenizer, encoder = load_backbone(args.model)
+    # Fail on a bad configuration (e.g. per-layer lengths for the wrong depth) before reading any data.
+    args.prefix_config().layer_lengths(encoder.config.num_hidden_layers)
     train_ex = task.load("train", args.data_dir)
     val_ex = task.load("val", args.data_dir)
     test_ex = task.load("test", args.data_dir) if task.family == "ner" else None
