@@ -183,6 +183,7 @@ def build_model(args: TrainArgs, task: Task, encoder) -> TaskModel:
 def train(args: TrainArgs) -> dict:
     task = get_task(args.task)
     args = args.resolved(task)
+    origin = provenance()  # the code as it was when the run started
     run_dir = Path(args.output)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     main = accelerator.is_main_process
@@ -322,7 +323,7 @@ def train(args: TrainArgs) -> dict:
         "train_examples": len(train_ex), "few_shot_drawn": drawn,
         "wall_s": wall_before + time.time() - t_start,
         "train_examples_per_s": examples_seen / train_seconds if train_seconds else None,
-        "processes": accelerator.num_processes, **provenance(),
+        "processes": accelerator.num_processes, **origin,
     }
     if main:
         atomic_write(run_dir / "results.json", lambda p: p.write_text(json.dumps(results, indent=2) + "\n"))
