@@ -142,3 +142,14 @@ def test_runs_under_accelerate_launch_with_two_processes(tmp_path):
     single = tmp_path / "single"
     assert main(["train", "--task", "conll04", "--epochs", "1", "--output", str(single), *QUICK]) == 0
     assert set(read_results(single)) == set(results)  # same results format
+
+
+def test_early_stop_and_resume_of_a_stopped_run(tmp_path, capsys):
+    run = tmp_path / "run"
+    # a learning rate too small to change any prediction: val never improves after epoch 1
+    args = ["train", "--task", "cb", "--epochs", "5", "--lr", "1e-12", "--early-stop", "1", "--output", str(run), *QUICK]
+    assert main(args) == 0
+    assert "early stop" in capsys.readouterr().out
+    assert [e["epoch"] for e in read_results(run)["epochs"]] == [1, 2]
+    assert main([*args, "--resume"]) == 0
+    assert [e["epoch"] for e in read_results(run)["epochs"]] == [1, 2]

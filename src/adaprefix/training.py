@@ -251,6 +251,8 @@ def train(args: TrainArgs) -> dict:
         optimiser.load_state_dict(state["optimiser"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, history, best, wall_before = state["epoch"] + 1, state["history"], state["best"], state["wall_s"]
+        if args.early_stop and start_epoch - best["epoch"] >= args.early_stop:
+            start_epoch = args.epochs  # that run had already stopped early: only write its results
         if main:
             print(f"resuming {run_dir} after epoch {start_epoch} of {args.epochs}")
             # epochs after the checkpoint (if a crash came between the log line and the checkpoint) are redone
