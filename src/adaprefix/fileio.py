@@ -13,6 +13,7 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # some writers create private (0600) files; adapters are for sharing
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -32,3 +33,9 @@ def atomic_dir_write(target: Path, write: Callable[[Path], object]) -> None:
         os.replace(target, old)
     os.replace(tmp, target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
