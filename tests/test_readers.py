@@ -94,25 +94,23 @@ def test_conll03_reader(tmp_path):
     assert recs[1].tags == ["B-PER", "I-PER"]
 
 
-def test_ontonotes_reader_and_errors(tmp_path):
+def test_ontonotes_reader(tmp_path):
     (tmp_path / "ok.txt").write_text("In\tO\nthe\tB-DATE\nsummer\tI-DATE\n\nHi\tO\n")
     recs = read_conll_columns(tmp_path / "ok.txt", ONTONOTES_LABELS, 2, "\t")
     assert [r.tags for r in recs] == [["O", "B-DATE", "I-DATE"], ["O"]]
-    (tmp_path / "cols.txt").write_text("In\tO\nthe\tx\tB-DATE\n")
-    with pytest.raises(DataError, match=r"cols.txt:2: expected 2 columns"):
-        read_conll_columns(tmp_path / "cols.txt", ONTONOTES_LABELS, 2, "\t")
-    (tmp_path / "bio.txt").write_text("In\tO\nthe\tI-DATE\n")
-    with pytest.raises(DataError, match=r"bio.txt:2: mismatched BIO tags: 'I-DATE' follows 'O'"):
-        read_conll_columns(tmp_path / "bio.txt", ONTONOTES_LABELS, 2, "\t")
-    (tmp_path / "bio2.txt").write_text("a\tB-ORG\nb\tI-DATE\n")
-    with pytest.raises(DataError, match=r"bio2.txt:2: mismatched BIO"):
-        read_conll_columns(tmp_path / "bio2.txt", ONTONOTES_LABELS, 2, "\t")
-    (tmp_path / "tag.txt").write_text("a\tB-ANIMAL\n")
-    with pytest.raises(DataError, match=r"tag.txt:1: unknown tag 'B-ANIMAL'"):
-        read_conll_columns(tmp_path / "tag.txt", ONTONOTES_LABELS, 2, "\t")
-    (tmp_path / "empty.txt").write_text("\n\n")
-    with pytest.raises(DataError, match="empty split"):
-        read_conll_columns(tmp_path / "empty.txt", ONTONOTES_LABELS, 2, "\t")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("In\tO\nthe\tx\tB-DATE\n", r"bad.txt:2: expected 2 columns"),
+    ("In\tO\nthe\tI-DATE\n", r"bad.txt:2: mismatched BIO tags: 'I-DATE' follows 'O'"),
+    ("a\tB-ORG\nb\tI-DATE\n", r"bad.txt:2: mismatched BIO"),
+    ("a\tB-ANIMAL\n", r"bad.txt:1: unknown tag 'B-ANIMAL'"),
+    ("\n\n", "empty split"),
+], ids=["columns", "bio-after-o", "bio-other-type", "unknown-tag", "empty"])
+def test_ontonotes_errors_name_file_and_line(tmp_path, text, message):
+    (tmp_path / "bad.txt").write_text(text)
+    with pytest.raises(DataError, match=message):
+        read_conll_columns(tmp_path / "bad.txt", ONTONOTES_LABELS, 2, "\t")
 
 
 def test_conll04_spert_reader(tmp_path):

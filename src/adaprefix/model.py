@@ -53,10 +53,6 @@ class TaskModel(nn.Module):
         if pooler is not None and not self.uses_pooler:
             pooler.requires_grad_(False)  # unused: fine-tuning must not expect gradients there (DDP would hang)
 
-    @property
-    def prefix_config(self):
-        return self.encoder.config
-
     def forward(
         self,
         input_ids: torch.Tensor,

@@ -15,7 +15,7 @@ from .model import TaskModel
 from .tasks import DataError, Task, TokenExample, get_task
 from .tasks.encode import Collator, encode
 from .tasks.superglue import PARSERS, Row, read_jsonl
-from .training import decode, load_backbone, predict_logits
+from .training import decode, evaluate, load_backbone, predict_logits
 
 
 def resolve_adapter_dir(path: str | Path) -> Path:
@@ -40,22 +40,21 @@ def load_for_serving(path: str | Path, task_name: str | None, model: str | None)
     base = model or meta["base_model"]["name_or_path"]
     tokenizer, encoder = load_backbone(base)
     loaded = load_adapter(adapter_dir, encoder).eval()
-    return task, tokenizer, loaded, extra
+    max_length = extra.get("max_length") or task.default_max_length
+    return task, tokenizer, loaded, max_length, extra
 
 
 def evaluate_adapter(path, task_name, split, data_dir, model, batch_size) -> tuple[dict, list]:
     """Metrics and predictions on ``split``; without ``data_dir``, the one the adapter was trained from."""
-    task, tokenizer, loaded, extra = load_for_serving(path, task_name, model)
-    max_length = extra.get("max_length") or task.default_max_length
+    task, tokenizer, loaded, max_length, extra = load_for_serving(path, task_name, model)
     data_dir = data_dir or extra.get("train_args", {}).get("data_dir")
     if not task.split_has_labels[split]:
         raise ValueError(f"{task.name} {split} has no labels (SuperGLUE test labels are not public); "
                          "use `adaprefix predict` for predictions")
     examples = task.load(split, data_dir)
     features = encode(examples, tokenizer, task.label_names, max_length)
-    logits = predict_logits(loaded, features, Collator(tokenizer.pad_token_id), batch_size)
-    preds = decode(task, examples, features, logits)
-    return task.score(examples, preds), preds
+    scores, preds, _ = evaluate(task, loaded, examples, features, Collator(tokenizer.pad_token_id), batch_size)
+    return scores, preds
 
 
 def read_records(task: Task, path: Path) -> list:
@@ -91,8 +90,7 @@ def predict_records(task: Task, tokenizer, model: TaskModel, examples: list, max
 
 
 def predict_file(path, input_path, output_path, task_name, model, batch_size) -> int:
-    task, tokenizer, loaded, extra = load_for_serving(path, task_name, model)
-    max_length = extra.get("max_length") or task.default_max_length
+    task, tokenizer, loaded, max_length, _ = load_for_serving(path, task_name, model)
     examples = read_records(task, Path(input_path))
     results = predict_records(task, tokenizer, loaded, examples, max_length, batch_size)
     with open(output_path, "w") as f:

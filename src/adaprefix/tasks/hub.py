@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import superglue
 from .errors import DataError
-from .records import PairExample, TokenExample
+from .records import TokenExample
 
 SUPERGLUE_HUB = "aps/super_glue"
 CONLL03_HUB = "eriktks/conll2003"
@@ -55,8 +55,9 @@ def load_from_hub(task, split: str) -> list:
         out = []
         for i, r in enumerate(data):
             label = superglue.BOOL_LABELS[r["label"]] if has_labels and r["label"] >= 0 else None
-            group = f"{r['idx']['paragraph']}-{r['idx']['question']}"
-            out.append(PairExample(dict(r["idx"]), r["paragraph"], f"{r['question']} {r['answer']}", label, group))
+            i = r["idx"]
+            out.append(superglue.multirc_answer_row(i["paragraph"], i["question"], i["answer"], r["paragraph"],
+                                                    r["question"], r["answer"], label))
         return out
     label_names = data.features["label"].names if "label" in data.features else None
     parse = superglue.PARSERS[task.name]

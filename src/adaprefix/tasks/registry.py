@@ -15,7 +15,6 @@ from typing import Callable
 
 from . import metrics, ner, superglue
 from .errors import DataError
-from .records import TokenExample
 
 SPLITS = ("train", "val", "test")
 
@@ -115,7 +114,3 @@ def get_task(name: str) -> Task:
     if key not in TASKS:
         raise ValueError(f"unknown task {name!r}; known tasks: {sorted(TASKS)}")
     return TASKS[key]
-
-
-def is_token_task(examples: list) -> bool:
-    return bool(examples) and isinstance(examples[0], TokenExample)

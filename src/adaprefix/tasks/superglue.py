@@ -114,15 +114,20 @@ def parse_multirc(row: Row, has_labels: bool) -> list[PairExample]:
     out = []
     for question in row.get("questions", list, passage):
         q_text = row.get("question", str, question)
-        group = f"{row.obj.get('idx')}-{question.get('idx')}"
         for answer in row.get("answers", list, question):
             label = None
             if has_labels:
                 label = Row(answer, row.path, row.line).label([0, 1], BOOL_LABELS)
-            out.append(PairExample(
-                {"paragraph": row.obj.get("idx"), "question": question.get("idx"), "answer": answer.get("idx")},
-                text, f"{q_text} {row.get('text', str, answer)}", label, group))
+            out.append(multirc_answer_row(row.obj.get("idx"), question.get("idx"), answer.get("idx"), text, q_text,
+                                          row.get("text", str, answer), label))
     return out
+
+
+def multirc_answer_row(paragraph_idx, question_idx, answer_idx, passage: str, question: str, answer: str,
+                       label: str | None) -> PairExample:
+    """One MultiRC training/eval unit: (paragraph, "{question} {answer}"), grouped by question for EM."""
+    return PairExample({"paragraph": paragraph_idx, "question": question_idx, "answer": answer_idx},
+                       passage, f"{question} {answer}", label, f"{paragraph_idx}-{question_idx}")
 
 
 PARSERS: dict[str, Callable[[Row, bool], list]] = {
