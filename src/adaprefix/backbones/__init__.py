@@ -16,8 +16,10 @@ from torch import nn
 from ..config import PrefixConfig
 from .bert import BertFamily
 from .encoder import AdaptedEncoder, EncoderOutput, GateValues
+from .family import EncoderFamily
 
-FAMILIES: dict[str, BertFamily] = {
+# transformers model_type -> family. A new family is one file implementing ``EncoderFamily`` (family.py).
+FAMILIES: dict[str, EncoderFamily] = {
     "bert": BertFamily("bert", roberta_positions=False),
     "electra": BertFamily("electra", roberta_positions=False),
     "roberta": BertFamily("roberta", roberta_positions=True),
@@ -25,7 +27,14 @@ FAMILIES: dict[str, BertFamily] = {
 }
 
 
-def family_of(encoder: nn.Module) -> BertFamily:
+def family_of(encoder: nn.Module) -> EncoderFamily:
+    if isinstance(encoder, AdaptedEncoder):
+        raise ValueError(
+            "this encoder already carries adaprefix prefixes (an AdaptedEncoder); pass the bare transformers "
+            "encoder instead, e.g. adapted.encoder (several adapters may share it)"
+        )
+    if type(encoder).__name__ == "TaskModel":
+        raise ValueError("got a TaskModel; pass the bare transformers encoder, e.g. model.encoder.encoder")
     model_type = getattr(getattr(encoder, "config", None), "model_type", None)
     if model_type not in FAMILIES:
         raise ValueError(
@@ -41,4 +50,4 @@ def attach(encoder: nn.Module, config: PrefixConfig) -> AdaptedEncoder:
     return AdaptedEncoder(encoder, config, family_of(encoder))
 
 
-__all__ = ["FAMILIES", "AdaptedEncoder", "EncoderOutput", "GateValues", "attach", "family_of"]
+__all__ = ["FAMILIES", "AdaptedEncoder", "EncoderFamily", "EncoderOutput", "GateValues", "attach", "family_of"]

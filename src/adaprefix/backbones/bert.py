@@ -8,18 +8,18 @@ intermediate, output}``. We call the public submodules for everything except the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..attention import gated_prefix_attention
-from ..prefix import LayerPrefix
 
 
 @dataclass(frozen=True)
 class BertFamily:
-    """How one model type numbers its positions; everything else is shared."""
+    """How one model type numbers its positions; everything else is shared. Implements ``EncoderFamily``."""
 
     model_type: str
     roberta_positions: bool  # positions start after padding_idx and skip pad tokens (RoBERTa, XLM-R)
@@ -46,31 +46,31 @@ class BertFamily:
         project = getattr(encoder, "embeddings_project", None)  # ELECTRA with embedding_size != hidden_size
         return project(hidden) if project is not None else hidden
 
+    def prepare(self, encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+        return None  # absolute positions only: nothing shared across layers
+
+    def layer_forward(
+        self,
+        encoder: nn.Module,
+        layer: nn.Module,
+        hidden: torch.Tensor,
+        key_mask: torch.Tensor | None,
+        prefix: tuple[torch.Tensor, torch.Tensor] | None,
+        prefix_mask: torch.Tensor | None,
+        attn_dropout: float,
+        context: Any,
+    ) -> torch.Tensor:
+        self_attn = layer.attention.self
+        # One fused matmul for query, key and value: a third of the kernel launches, same arithmetic.
+        weight = torch.cat([self_attn.query.weight, self_attn.key.weight, self_attn.value.weight])
+        bias = torch.cat([self_attn.query.bias, self_attn.key.bias, self_attn.value.bias])
+        query, key, value = F.linear(hidden, weight, bias).chunk(3, dim=-1)
+        heads = encoder.config.num_attention_heads
+        attended = gated_prefix_attention(
+            query, key, value, heads, prefix, None, key_mask, attn_dropout, prefix_mask=prefix_mask
+        )
+        attn_out = layer.attention.output(attended, hidden)
+        return layer.output(layer.intermediate(attn_out), attn_out)
+
     def pooler(self, encoder: nn.Module) -> nn.Module | None:
         return getattr(encoder, "pooler", None)
-
-
-def bert_layer_forward(
-    layer: nn.Module,
-    hidden: torch.Tensor,
-    attention_mask: torch.Tensor,
-    key_mask: torch.Tensor | None,
-    num_heads: int,
-    prefix: tuple[torch.Tensor, torch.Tensor] | None,
-    gates: LayerPrefix | None,
-    attn_dropout: float,
-) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-    """One BERT layer with a gated prefix. Returns the output and (scale, alpha) of the gate, if any."""
-    self_attn = layer.attention.self
-    # One fused matmul for query, key and value: a third of the kernel launches, same arithmetic.
-    weight = torch.cat([self_attn.query.weight, self_attn.key.weight, self_attn.value.weight])
-    bias = torch.cat([self_attn.query.bias, self_attn.key.bias, self_attn.value.bias])
-    query, key, value = F.linear(hidden, weight, bias).chunk(3, dim=-1)
-
-    gate = gate_values = None
-    if prefix is not None and gates is not None and (gates.token_gate is not None or gates.layer_gate is not None):
-        gate, alpha = gates.gate(hidden, attention_mask)
-        gate_values = (gate, alpha)
-    context = gated_prefix_attention(query, key, value, num_heads, prefix, gate, key_mask, attn_dropout)
-    attn_out = layer.attention.output(context, hidden)
-    return layer.output(layer.intermediate(attn_out), attn_out), gate_values

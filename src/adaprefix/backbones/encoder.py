@@ -11,10 +11,8 @@ from torch import nn
 
 from ..config import PrefixConfig
 from ..prefix import PrefixStack
-from .bert import bert_layer_forward
-
 if TYPE_CHECKING:
-    from .bert import BertFamily
+    from .family import EncoderFamily
 
 
 @dataclass
@@ -42,7 +40,7 @@ def weights_fingerprint(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def describe_base(encoder: nn.Module, family: "BertFamily") -> dict:
+def describe_base(encoder: nn.Module, family: "EncoderFamily") -> dict:
     """What identifies a base encoder in an adapter file: name, type, shape and weights fingerprint."""
     hf = encoder.config
     return {
@@ -63,7 +61,7 @@ class AdaptedEncoder(nn.Module):
     """
 
     def __init__(
-        self, encoder: nn.Module, config: PrefixConfig, family: "BertFamily", base: dict | None = None
+        self, encoder: nn.Module, config: PrefixConfig, family: "EncoderFamily", base: dict | None = None
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -81,6 +79,8 @@ class AdaptedEncoder(nn.Module):
         self.prefix = PrefixStack(config, self.num_layers, self.hidden_size, dropout) if config.uses_prefix else None
         encoder.requires_grad_(not config.uses_prefix)
         self.last_gates: list[GateValues | None] = [None] * self.num_layers
+        # One mode for wrapper and encoder: the encoder's (eval after from_pretrained), as transformers does.
+        self.train(encoder.training)
 
     @property
     def lengths(self) -> list[int]:
@@ -108,30 +108,37 @@ class AdaptedEncoder(nn.Module):
         if bool(key_mask.all()):
             key_mask = None
         tables = self.prefix.tables() if self.prefix is not None else [None] * self.num_layers
-        attn_dropout = 0.0
-        if self.training:
-            attn_dropout = self.config.attention_dropout
-            if attn_dropout is None:
-                attn_dropout = self.encoder.config.attention_probs_dropout_prob
+        attn_dropout = self.attention_dropout() if self.training else 0.0
+        context = self.family.prepare(self.encoder, input_ids, attention_mask)
         gates_out: list[GateValues | None] = []
         for i, layer in enumerate(self.family.layers(self.encoder)):
-            layer_prefix = self.prefix.layers[i] if self.prefix is not None else None
-            hidden, gate = bert_layer_forward(
-                layer, hidden, attention_mask, key_mask, self.num_heads, tables[i], layer_prefix, attn_dropout
+            prefix, gate_values = self._layer_prefix(i, tables[i], hidden, attention_mask)
+            hidden = self.family.layer_forward(
+                self.encoder, layer, hidden, key_mask, prefix, None, attn_dropout, context
             )
-            gates_out.append(self._gate_values(layer_prefix, gate, input_ids.shape[0]))
+            gates_out.append(gate_values)
         self.last_gates = gates_out
         pooler = self.family.pooler(self.encoder) if pooled else None
         return EncoderOutput(hidden, pooler(hidden) if pooler is not None else None)
 
-    @staticmethod
-    def _gate_values(layer_prefix, gate, batch: int) -> GateValues | None:
-        if layer_prefix is None or layer_prefix.length == 0:
-            return None
-        if gate is None:  # P-tuning v2: both gates are identically 1
-            return GateValues(torch.ones(()), torch.ones(batch, layer_prefix.length))
-        lam = layer_prefix.layer_gate.detach().clone() if layer_prefix.layer_gate is not None else torch.ones(())
-        return GateValues(lam, gate[1].detach())
+    def attention_dropout(self) -> float:
+        """Dropout on attention probabilities while training: the config's, else the backbone's."""
+        p = self.config.attention_dropout
+        return self.encoder.config.attention_probs_dropout_prob if p is None else p
+
+    def _layer_prefix(
+        self, i: int, table: tuple[torch.Tensor, torch.Tensor] | None, hidden: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, GateValues | None]:
+        """Layer i's prefix, scaled by its gates (lambda_i * a_i, from this layer's input), and the gate values."""
+        if table is None:
+            return None, None
+        layer_prefix = self.prefix.layers[i]
+        if layer_prefix.token_gate is None and layer_prefix.layer_gate is None:  # P-tuning v2: gates are 1
+            return table, GateValues(hidden.new_ones(()), hidden.new_ones(hidden.shape[0], layer_prefix.length))
+        scale, alpha = layer_prefix.gate(hidden, attention_mask)
+        scale = scale.to(table[0].dtype).unsqueeze(-1)
+        lam = layer_prefix.layer_gate.detach().clone() if layer_prefix.layer_gate is not None else hidden.new_ones(())
+        return (scale * table[0], scale * table[1]), GateValues(lam, alpha.detach())
 
     def adapter_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import torch
 
-from .adapter_io import CONFIG_FILE, load_adapter, read_adapter_config
-from .model import TaskModel
-from .tasks import DataError, Task, TokenExample, get_task
-from .tasks.encode import Collator, encode
-from .tasks.superglue import PARSERS, Row, read_jsonl
-from .training import decode, evaluate, load_backbone, predict_logits
+from ..adapter_io import CONFIG_FILE, load_adapter, read_adapter_config
+from ..model import TaskModel
+from ..tasks import DataError, Task, TokenExample, get_task
+from ..tasks.encode import Collator, encode
+from ..tasks.superglue import PARSERS, Row, read_jsonl
+from ..training import decode, evaluate, load_backbone, predict_logits
 
 
 def resolve_adapter_dir(path: str | Path) -> Path:
