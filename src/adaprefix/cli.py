@@ -86,6 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", help="task (default: the one the adapter was trained on)")
     p.add_argument("--model", help="base encoder (default: the one recorded in the adapter)")
     p.add_argument("--batch-size", type=int, default=64)
+    s = sub.add_parser("serve", help="serve adapters over HTTP on one shared frozen backbone",
+                       description="Serve one or more adapters (mixed batches on one frozen encoder) over HTTP: "
+                                   "POST /predict, GET /adapters, GET /health. Binds to localhost by default.")
+    s.add_argument("--adapter", action="append", required=True, metavar="NAME=DIR",
+                   help="an adapter or run directory under a name; repeat for several")
+    s.add_argument("--model", help="base encoder (default: the one recorded in the adapters)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    s.add_argument("--max-batch", type=int, default=64, help="rows gathered into one mixed batch at most (default: 64)")
+    s.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests (default: 5)")
+    s.add_argument("--max-records", type=int, default=256, help="records per request at most; more get 413 (default: 256)")
     return parser
 
 
@@ -130,12 +141,20 @@ def cmd_predict(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(ns: argparse.Namespace) -> int:
+    from .serving.server import parse_adapter_specs, serve
+
+    serve(parse_adapter_specs(ns.adapter), model=ns.model, host=ns.host, port=ns.port, max_batch=ns.max_batch,
+          max_wait_ms=ns.max_wait_ms, max_records=ns.max_records)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars say nothing useful here
-    handlers = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict}
+    handlers = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "serve": cmd_serve}
     try:
         return handlers[ns.command](ns)
     except (DataError, ValueError, FileNotFoundError, FileExistsError) as err:
