@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", help="folder with the official task files; absent: load from the hub (online only)")
     t.add_argument("--output", required=True, help="run directory")
     t.add_argument("--prefix-len", type=parse_lengths, help="prefix length, or one per layer: 4,4,8,8,16,16 (default: task's)")
+    t.add_argument("--prefix-plan", metavar="PLAN_JSON",
+                   help="PT2*: per-layer prefix lengths from the plan.json of `adaprefix probe`")
+    t.add_argument("--match-params", metavar="RUN_OR_ADAPTER_DIR",
+                   help="PT2+: the uniform prefix length whose parameter count is closest to that adapter's")
     t.add_argument("--lr", type=float, help="learning rate (default: task's; 1e-2 prefix methods, 3e-5 finetune)")
     t.add_argument("--epochs", type=int, help="epochs (default: task's)")
     t.add_argument("--batch-size", type=int, default=16, help="training batch size per process (default: 16)")
@@ -54,12 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-length", type=int, help="max tokens per input (default: 128)")
     t.add_argument("--no-token-gate", action="store_true", help="APT ablation: token gate off (alpha = 1)")
     t.add_argument("--no-layer-gate", action="store_true", help="APT ablation: layer gate off (lambda = 1)")
-    t.add_argument("--gate-pooling", choices=["mean", "cls"], default="mean", help="token-gate summary of the layer input")
+    t.add_argument("--gate-pooling", choices=["mean", "cls"], help="APT: token-gate summary of the layer input (default: mean)")
     t.add_argument("--prefix-projection", action="store_true", help="P-tuning v2 reparameterisation MLP (hidden 512)")
     t.add_argument("--attention-dropout", type=float, help="attention dropout (default: the backbone's); 0 is faster on CPU")
     t.add_argument("--shots", type=int, help="few-shot: K training examples per class (K questions for MultiRC, K sentences for NER)")
     t.add_argument("--early-stop", type=int, metavar="N", help="stop after N epochs without a better val score")
-    t.add_argument("--bf16", action="store_true", help="bfloat16 autocast (see BENCHMARKS.md for its effect on this CPU)")
+    t.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"],
+                   help="accelerate's mixed precision: no (default), bf16 (CPU or GPU), fp16 (GPU, with gradient scaling)")
+    t.add_argument("--bf16", action="store_true", help="same as --mixed-precision bf16 (slower on CPUs without native bf16)")
     t.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     t.add_argument("--limit-train", type=int, help="use only the first N training records (quick runs)")
     t.add_argument("--limit-eval", type=int, help="use only the first N val/test records (quick runs)")
@@ -100,8 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_train(ns: argparse.Namespace) -> int:
-    from .training import TrainArgs, train
+def mixed_precision(ns: argparse.Namespace) -> str:
+    if ns.bf16 and ns.mixed_precision not in (None, "bf16"):
+        raise ValueError(f"--bf16 contradicts --mixed-precision {ns.mixed_precision}")
+    return "bf16" if ns.bf16 else (ns.mixed_precision or "no")
+
+
+def train_args_from(ns: argparse.Namespace):
+    """TrainArgs from parsed ``train`` options (also used by ``sweep`` for its pass-through flags)."""
+    from .experiments.variants import apply_prefix_variant
+    from .training import TrainArgs
 
     args = TrainArgs(
         task=ns.task, output=ns.output, method=ns.method, model=ns.model, data_dir=ns.data_dir,
@@ -109,11 +123,16 @@ def cmd_train(ns: argparse.Namespace) -> int:
         eval_batch_size=ns.eval_batch_size, seed=ns.seed, max_length=ns.max_length,
         token_gate=False if ns.no_token_gate else None, layer_gate=False if ns.no_layer_gate else None,
         gate_pooling=ns.gate_pooling, prefix_projection=ns.prefix_projection, attention_dropout=ns.attention_dropout,
-        shots=ns.shots, early_stop=ns.early_stop, bf16=ns.bf16, resume=ns.resume, limit_train=ns.limit_train,
-        limit_eval=ns.limit_eval, progress=not ns.no_progress,
+        shots=ns.shots, early_stop=ns.early_stop, mixed_precision=mixed_precision(ns), resume=ns.resume,
+        limit_train=ns.limit_train, limit_eval=ns.limit_eval, progress=not ns.no_progress,
     )
-    if ns.method != "apt" and (ns.no_token_gate or ns.no_layer_gate):
-        raise ValueError("--no-token-gate / --no-layer-gate are APT ablations; use them with --method apt")
+    return apply_prefix_variant(args, ns.prefix_plan, ns.match_params)
+
+
+def cmd_train(ns: argparse.Namespace) -> int:
+    from .training import train
+
+    args = train_args_from(ns)
     results = train(args)
     if int(os.environ.get("RANK", "0")) == 0:
         best = results["best"]

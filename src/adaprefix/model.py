@@ -41,6 +41,10 @@ class TaskModel(nn.Module):
         head_dropout: float | None = None,
     ) -> None:
         super().__init__()
+        if not isinstance(encoder, AdaptedEncoder):
+            raise ValueError(f"TaskModel needs the result of adaprefix.attach(encoder, config), got {type(encoder).__name__}")
+        if head_type in ("classification", "token_classification") and not label_names:
+            raise ValueError(f"a {head_type} head needs label_names (the class names, in label-id order)")
         self.encoder = encoder
         self.head_type = head_type
         self.label_names = list(label_names or [])
@@ -52,6 +56,7 @@ class TaskModel(nn.Module):
         pooler = encoder.family.pooler(encoder.encoder)
         if pooler is not None and not self.uses_pooler:
             pooler.requires_grad_(False)  # unused: fine-tuning must not expect gradients there (DDP would hang)
+        self.train(encoder.training)  # one mode for all parts: the encoder's (eval after from_pretrained)
 
     def forward(
         self,

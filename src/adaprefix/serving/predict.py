@@ -37,11 +37,16 @@ def load_for_serving(path: str | Path, task_name: str | None, model: str | None)
     task = get_task(task_name)
     if extra.get("task") and task.name != extra["task"]:
         raise ValueError(f"{adapter_dir}: adapter was trained on {extra['task']!r}, not {task.name!r}")
+    # Packaged encoders are recorded by name ("minilm") and resolved here, wherever they are installed.
     base = model or meta["base_model"]["name_or_path"]
     tokenizer, encoder = load_backbone(base)
-    loaded = load_adapter(adapter_dir, encoder).eval()
+    loaded = load_adapter(adapter_dir, encoder).to(default_device())
     max_length = extra.get("max_length") or task.default_max_length
     return task, tokenizer, loaded, max_length, extra
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def evaluate_adapter(path, task_name, split, data_dir, model, batch_size) -> tuple[dict, list]:

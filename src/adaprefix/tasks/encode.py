@@ -66,6 +66,27 @@ def encode(examples: list, tokenizer, label_names: list[str], max_length: int) -
     ]
 
 
+def count_truncated(examples: list, features: list[Feature], tokenizer, max_length: int) -> int:
+    """How many examples lost tokens to ``max_length`` (any choice row, for multiple choice).
+
+    Only rows that came out exactly ``max_length`` long can have been cut; those alone are re-tokenised whole.
+    """
+    cut = 0
+    for f in features:
+        rows = f.input_ids if f.input_ids and isinstance(f.input_ids[0], list) else [f.input_ids]
+        if all(len(r) < max_length for r in rows):
+            continue
+        ex = examples[f.index]
+        if isinstance(ex, TokenExample):
+            full = [len(tokenizer(ex.words, is_split_into_words=True, verbose=False)["input_ids"])]
+        elif isinstance(ex, ChoiceExample):
+            full = [len(tokenizer(a, b, verbose=False)["input_ids"]) for a, b in ex.rows]
+        else:
+            full = [len(tokenizer(ex.text_a, ex.text_b, verbose=False)["input_ids"])]
+        cut += any(n > max_length for n in full)
+    return cut
+
+
 def _pad(rows: list[list[int]], width: int, value: int) -> list[list[int]]:
     return [r + [value] * (width - len(r)) for r in rows]
 
@@ -127,3 +148,44 @@ class LengthGroupedBatches:
 
     def __len__(self) -> int:
         return (len(self.lengths) + self.batch_size - 1) // self.batch_size if not self.shuffle else len(self.batches())
+
+
+def shard_steps(global_batches: list[list[int]], world: int) -> list[list[list[int]]]:
+    """Split each global step's batch into ``world`` near-equal parts, one per process.
+
+    Every example lands in exactly one process's part of exactly one step, and every process takes the same
+    number of steps (distributed training needs both). A batch too small to give each process one example
+    (a pool's short tail, wherever shuffling put it) is merged into a neighbour. Returns
+    ``steps[step][rank]`` -> example indices.
+
+    >>> shard_steps([[0, 1, 2, 3], [4]], world=2)
+    [[[0, 1, 2], [3, 4]]]
+    """
+    if world < 1:
+        raise ValueError(f"world size must be >= 1, got {world}")
+    batches: list[list[int]] = []
+    carry: list[int] = []
+    for batch in global_batches:
+        batch = carry + list(batch)
+        carry = []
+        if len(batch) >= world:
+            batches.append(batch)
+        elif batches:
+            batches[-1].extend(batch)
+        else:
+            carry = batch  # nothing before it yet: goes into the next one
+    if carry:
+        batches.append(carry)
+    total = sum(len(b) for b in batches)
+    if batches and len(batches[-1]) < world:
+        raise ValueError(f"{total} training examples cannot be shared by {world} processes (fewer than one each)")
+    steps = []
+    for batch in batches:
+        size, extra = divmod(len(batch), world)
+        parts, start = [], 0
+        for rank in range(world):
+            end = start + size + (1 if rank < extra else 0)
+            parts.append(batch[start:end])
+            start = end
+        steps.append(parts)
+    return steps
