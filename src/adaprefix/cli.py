@@ -1,8 +1,12 @@
-"""The ``adaprefix`` command line: train, eval, predict.
+"""The ``adaprefix`` command line.
 
     adaprefix train --task rte --method apt --data-dir ../shared/data --output runs/rte-apt
     adaprefix eval runs/rte-apt --split val
     adaprefix predict runs/rte-apt/adapter --input records.jsonl --output preds.jsonl
+    adaprefix probe runs/rte-apt                       # gates.json, plan.json, gates.png, weights.png
+    adaprefix sweep --task rte --method apt,prefix --grid lr=5e-3,1e-2 --seeds 11,12 --output sweeps/rte
+    adaprefix report sweeps/rte runs/*                 # one table from any run directories
+    adaprefix serve --adapter rte=runs/rte-apt         # HTTP, mixed batches on one frozen backbone
 """
 
 from __future__ import annotations
@@ -92,6 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", help="task (default: the one the adapter was trained on)")
     p.add_argument("--model", help="base encoder (default: the one recorded in the adapter)")
     p.add_argument("--batch-size", type=int, default=64)
+    pr = sub.add_parser("probe", help="gate probing: per-layer gate weights, a PT2* plan and two pictures",
+                        description="Run an APT adapter over a split and write gates.json (per layer: lambda, "
+                                    "per-slot mean and std of the token gate, weight), plan.json (per-layer "
+                                    "prefix lengths for PT2*: --prefix-plan), gates.png and weights.png.")
+    pr.add_argument("path", metavar="RUN_OR_ADAPTER_DIR")
+    pr.add_argument("--split", choices=["train", "val", "test"], default="train", help="split to probe (default: train)")
+    pr.add_argument("--data-dir", help="folder with the task files (default: the one used in training)")
+    pr.add_argument("--task", help="task (default: the one the adapter was trained on)")
+    pr.add_argument("--budget", type=int, help="the plan's largest length L (default: the adapter's largest length)")
+    pr.add_argument("--output", help="output folder (default: RUN_OR_ADAPTER_DIR/probe)")
+    pr.add_argument("--batch-size", type=int, default=64)
+    pr.add_argument("--limit", type=int, help="probe only the first N examples")
+    pr.add_argument("--no-progress", action="store_true")
+
     s = sub.add_parser("serve", help="serve adapters over HTTP on one shared frozen backbone",
                        description="Serve one or more adapters (mixed batches on one frozen encoder) over HTTP: "
                                    "POST /predict, GET /adapters, GET /health. Binds to localhost by default.")
@@ -160,6 +178,20 @@ def cmd_predict(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe(ns: argparse.Namespace) -> int:
+    from .experiments.probe import probe_adapter
+
+    if ns.batch_size < 1 or (ns.limit is not None and ns.limit < 1):
+        raise ValueError("--batch-size and --limit must be >= 1")
+    gates, plan, out = probe_adapter(ns.path, ns.split, ns.data_dir, ns.task, ns.budget, ns.output, ns.batch_size,
+                                     ns.limit, progress=not ns.no_progress)
+    weights = ", ".join(f"{w:.3f}" for w in plan["weights"])
+    print(f"{gates['task']} {ns.split}: {gates['examples']} examples; layer weights [{weights}]")
+    print(f"plan (budget {plan['budget']}): --prefix-len {','.join(map(str, plan['prefix_len']))}")
+    print(f"wrote {out}/gates.json, plan.json, gates.png, weights.png")
+    return 0
+
+
 def cmd_serve(ns: argparse.Namespace) -> int:
     from .serving.server import parse_adapter_specs, serve
 
@@ -173,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars say nothing useful here
-    handlers = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "serve": cmd_serve}
+    handlers = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "probe": cmd_probe,
+                "serve": cmd_serve}
     try:
         return handlers[ns.command](ns)
     except (DataError, ValueError, FileNotFoundError, FileExistsError) as err:
