@@ -31,6 +31,64 @@ def parse_lengths(text: str) -> int | list[int]:
     return values[0] if len(values) == 1 else values
 
 
+def add_train_options(t: argparse.ArgumentParser, sweep: bool = False) -> None:
+    """The options of ``train``; ``sweep`` reuses them (methods and seeds as lists) and passes them through."""
+    t.add_argument("--task", required=True, help="task name, e.g. cb, rte, copa, multirc, conll04")
+    if sweep:
+        t.add_argument("--method", default="apt", type=parse_methods,
+                       help="methods to sweep, comma-separated: apt,prefix,finetune (default: apt)")
+    else:
+        t.add_argument("--method", default="apt", choices=["apt", "prefix", "finetune"],
+                       help="apt (gated prefixes), prefix (P-tuning v2) or finetune (default: apt)")
+    t.add_argument("--model", help="encoder path or hub id (default: the packaged all-MiniLM-L6-v2)")
+    t.add_argument("--data-dir", help="folder with the official task files; absent: load from the hub (online only)")
+    t.add_argument("--output", required=True, help="sweep directory" if sweep else "run directory")
+    t.add_argument("--prefix-len", type=parse_lengths, help="prefix length, or one per layer: 4,4,8,8,16,16 (default: task's)")
+    t.add_argument("--prefix-plan", metavar="PLAN_JSON",
+                   help="PT2*: per-layer prefix lengths from the plan.json of `adaprefix probe`")
+    t.add_argument("--match-params", metavar="RUN_OR_ADAPTER_DIR",
+                   help="PT2+: the uniform prefix length whose parameter count is closest to that adapter's")
+    t.add_argument("--lr", type=float, help="learning rate (default: task's; 1e-2 prefix methods, 3e-5 finetune)")
+    t.add_argument("--epochs", type=int, help="epochs (default: task's)")
+    t.add_argument("--batch-size", type=int, default=16, help="training batch size per process (default: 16)")
+    t.add_argument("--eval-batch-size", type=int, default=64, help="evaluation batch size (default: 64)")
+    if sweep:
+        t.add_argument("--seeds", type=parse_ints, default=[11], help="seeds, comma-separated (default: 11)")
+    else:
+        t.add_argument("--seed", type=int, default=11, help="seed for initialisation, shuffling, dropout, few-shot (default: 11)")
+    t.add_argument("--max-length", type=int, help="max tokens per input (default: 128)")
+    t.add_argument("--no-token-gate", action="store_true", help="APT ablation: token gate off (alpha = 1)")
+    t.add_argument("--no-layer-gate", action="store_true", help="APT ablation: layer gate off (lambda = 1)")
+    t.add_argument("--gate-pooling", choices=["mean", "cls"], help="APT: token-gate summary of the layer input (default: mean)")
+    t.add_argument("--prefix-projection", action="store_true", help="P-tuning v2 reparameterisation MLP (hidden 512)")
+    t.add_argument("--attention-dropout", type=float, help="attention dropout (default: the backbone's); 0 is faster on CPU")
+    t.add_argument("--shots", type=int, help="few-shot: K training examples per class (K questions for MultiRC, K sentences for NER)")
+    t.add_argument("--early-stop", type=int, metavar="N", help="stop after N epochs without a better val score")
+    t.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"],
+                   help="accelerate's mixed precision: no (default), bf16 (CPU or GPU), fp16 (GPU, with gradient scaling)")
+    t.add_argument("--bf16", action="store_true", help="same as --mixed-precision bf16 (slower on CPUs without native bf16)")
+    if not sweep:  # a sweep always resumes
+        t.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    t.add_argument("--limit-train", type=int, help="use only the first N training records (quick runs)")
+    t.add_argument("--limit-eval", type=int, help="use only the first N val/test records (quick runs)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def parse_ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {text!r}") from None
+
+
+def parse_methods(text: str) -> list[str]:
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in methods if m not in ("apt", "prefix", "finetune")]
+    if bad or not methods:
+        raise argparse.ArgumentTypeError(f"methods are apt, prefix, finetune; got {text!r}")
+    return methods
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="adaprefix",
@@ -43,37 +101,29 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train APT, P-tuning v2 or full fine-tuning on one task. Unset options take the "
                                    "task's defaults (see adaprefix/tasks/registry.py). Runs unchanged under "
                                    "`accelerate launch`.", epilog=EPILOG)
-    t.add_argument("--task", required=True, help="task name, e.g. cb, rte, copa, multirc, conll04")
-    t.add_argument("--method", default="apt", choices=["apt", "prefix", "finetune"],
-                   help="apt (gated prefixes), prefix (P-tuning v2) or finetune (default: apt)")
-    t.add_argument("--model", help="encoder path or hub id (default: the packaged all-MiniLM-L6-v2)")
-    t.add_argument("--data-dir", help="folder with the official task files; absent: load from the hub (online only)")
-    t.add_argument("--output", required=True, help="run directory")
-    t.add_argument("--prefix-len", type=parse_lengths, help="prefix length, or one per layer: 4,4,8,8,16,16 (default: task's)")
-    t.add_argument("--prefix-plan", metavar="PLAN_JSON",
-                   help="PT2*: per-layer prefix lengths from the plan.json of `adaprefix probe`")
-    t.add_argument("--match-params", metavar="RUN_OR_ADAPTER_DIR",
-                   help="PT2+: the uniform prefix length whose parameter count is closest to that adapter's")
-    t.add_argument("--lr", type=float, help="learning rate (default: task's; 1e-2 prefix methods, 3e-5 finetune)")
-    t.add_argument("--epochs", type=int, help="epochs (default: task's)")
-    t.add_argument("--batch-size", type=int, default=16, help="training batch size per process (default: 16)")
-    t.add_argument("--eval-batch-size", type=int, default=64, help="evaluation batch size (default: 64)")
-    t.add_argument("--seed", type=int, default=11, help="seed for initialisation, shuffling, dropout, few-shot (default: 11)")
-    t.add_argument("--max-length", type=int, help="max tokens per input (default: 128)")
-    t.add_argument("--no-token-gate", action="store_true", help="APT ablation: token gate off (alpha = 1)")
-    t.add_argument("--no-layer-gate", action="store_true", help="APT ablation: layer gate off (lambda = 1)")
-    t.add_argument("--gate-pooling", choices=["mean", "cls"], help="APT: token-gate summary of the layer input (default: mean)")
-    t.add_argument("--prefix-projection", action="store_true", help="P-tuning v2 reparameterisation MLP (hidden 512)")
-    t.add_argument("--attention-dropout", type=float, help="attention dropout (default: the backbone's); 0 is faster on CPU")
-    t.add_argument("--shots", type=int, help="few-shot: K training examples per class (K questions for MultiRC, K sentences for NER)")
-    t.add_argument("--early-stop", type=int, metavar="N", help="stop after N epochs without a better val score")
-    t.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"],
-                   help="accelerate's mixed precision: no (default), bf16 (CPU or GPU), fp16 (GPU, with gradient scaling)")
-    t.add_argument("--bf16", action="store_true", help="same as --mixed-precision bf16 (slower on CPUs without native bf16)")
-    t.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
-    t.add_argument("--limit-train", type=int, help="use only the first N training records (quick runs)")
-    t.add_argument("--limit-eval", type=int, help="use only the first N val/test records (quick runs)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_train_options(t)
+
+    sw = sub.add_parser("sweep", help="a resumable hyper-parameter sweep on Optuna (grid or TPE, optional pruning)",
+                        description="Train every configuration of a grid (or TPE-sampled ones) over several seeds. "
+                                    "Each run is an ordinary run directory under OUTPUT/runs; the study is stored in "
+                                    "OUTPUT/study.db (SQLite) or --storage, so a killed sweep resumes where it "
+                                    "stopped. Writes OUTPUT/summary.md and summary.json. Every train option passes "
+                                    "through.", epilog=EPILOG)
+    sw.add_argument("--grid", nargs="+", default=[], metavar="KEY=V1,V2",
+                    help="values to sweep, e.g. lr=5e-3,1e-2,2e-2 prefix_len=8,16")
+    sw.add_argument("--sampler", choices=["grid", "tpe"], default="grid", help="grid (default) or tpe")
+    sw.add_argument("--trials", type=int, help="tpe: number of configurations to try")
+    sw.add_argument("--prune", action="store_true", help="stop hopeless trials early (median pruner on dev scores)")
+    sw.add_argument("--storage", help="Optuna storage URL (default: sqlite in OUTPUT; postgresql://... for several machines)")
+    sw.add_argument("--jobs", type=int, default=1, help="worker processes on this machine (default: 1)")
+    add_train_options(sw, sweep=True)
+
+    rp = sub.add_parser("report", help="one table (markdown and JSON) from run and sweep directories",
+                        description="Group every results.json under the given folders by configuration and report "
+                                    "mean ± std over seeds of dev (and test) scores, parameters and time.")
+    rp.add_argument("paths", nargs="+", metavar="DIR")
+    rp.add_argument("--output", help="write OUTPUT.md and OUTPUT.json (default: print the markdown only)")
+    rp.add_argument("--title", default="Results")
 
     e = sub.add_parser("eval", help="score a run or adapter on a labelled split",
                        description="Evaluate RUN_OR_ADAPTER_DIR (a run directory's best adapter, or an adapter "
@@ -135,13 +185,14 @@ def train_args_from(ns: argparse.Namespace):
     from .experiments.variants import apply_prefix_variant
     from .training import TrainArgs
 
+    sweep = isinstance(ns.method, list)
     args = TrainArgs(
-        task=ns.task, output=ns.output, method=ns.method, model=ns.model, data_dir=ns.data_dir,
-        prefix_len=ns.prefix_len, lr=ns.lr, epochs=ns.epochs, batch_size=ns.batch_size,
-        eval_batch_size=ns.eval_batch_size, seed=ns.seed, max_length=ns.max_length,
+        task=ns.task, output=ns.output, method=ns.method[0] if sweep else ns.method, model=ns.model,
+        data_dir=ns.data_dir, prefix_len=ns.prefix_len, lr=ns.lr, epochs=ns.epochs, batch_size=ns.batch_size,
+        eval_batch_size=ns.eval_batch_size, seed=ns.seeds[0] if sweep else ns.seed, max_length=ns.max_length,
         token_gate=False if ns.no_token_gate else None, layer_gate=False if ns.no_layer_gate else None,
         gate_pooling=ns.gate_pooling, prefix_projection=ns.prefix_projection, attention_dropout=ns.attention_dropout,
-        shots=ns.shots, early_stop=ns.early_stop, mixed_precision=mixed_precision(ns), resume=ns.resume,
+        shots=ns.shots, early_stop=ns.early_stop, mixed_precision=mixed_precision(ns), resume=getattr(ns, "resume", True),
         limit_train=ns.limit_train, limit_eval=ns.limit_eval, progress=not ns.no_progress,
     )
     return apply_prefix_variant(args, ns.prefix_plan, ns.match_params)
@@ -178,6 +229,31 @@ def cmd_predict(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(ns: argparse.Namespace) -> int:
+    from .experiments.sweep import SweepSpec, parse_grid, run_sweep
+
+    grid = parse_grid(ns.grid)
+    if "prefix_len" in grid and (ns.prefix_len is not None or ns.prefix_plan or ns.match_params):
+        raise ValueError("--grid prefix_len=... contradicts --prefix-len / --prefix-plan / --match-params")
+    base = train_args_from(ns)
+    spec = SweepSpec(task=ns.task, methods=ns.method, grid=grid, seeds=ns.seeds, output=ns.output, base=base,
+                     sampler=ns.sampler, trials=ns.trials, prune=ns.prune, storage=ns.storage, jobs=ns.jobs,
+                     progress=not ns.no_progress)
+    summary = run_sweep(spec)
+    print(f"sweep {ns.output}: trials {summary.get('study', {}).get('trials')}")
+    if (Path(ns.output) / "summary.md").is_file():
+        print((Path(ns.output) / "summary.md").read_text())
+    return 0
+
+
+def cmd_report(ns: argparse.Namespace) -> int:
+    from .experiments.report import write_report
+
+    md, _ = write_report(ns.paths, ns.output, ns.title)
+    print(md)
+    return 0
+
+
 def cmd_probe(ns: argparse.Namespace) -> int:
     from .experiments.probe import probe_adapter
 
@@ -206,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
 
     hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars say nothing useful here
     handlers = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "probe": cmd_probe,
+                "sweep": cmd_sweep, "report": cmd_report,
                 "serve": cmd_serve}
     try:
         return handlers[ns.command](ns)

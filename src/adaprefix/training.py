@@ -27,6 +27,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from accelerate import Accelerator
@@ -480,7 +481,12 @@ def evaluate_epoch(task: Task, raw_model: TaskModel, data: RunData, args: TrainA
 # ---------------------------------------------------------------- the run
 
 
-def train(args: TrainArgs) -> dict:
+def train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None = None) -> dict:
+    """Run (or resume) one training run; returns what results.json holds.
+
+    ``on_epoch(epoch, record)`` is called after each epoch's checkpoint is written (sweeps report dev scores to
+    their pruner there; an exception it raises stops the run with that checkpoint kept).
+    """
     task = get_task(args.task)
     args = args.resolved(task)
     origin = provenance()  # the code as it was when the run started
@@ -556,6 +562,8 @@ def train(args: TrainArgs) -> dict:
             write_checkpoint(run_dir, raw_model, optimiser, scheduler, accelerator, identity, epoch, progress,
                              progress.wall_before + time.time() - t_start)
         accelerator.wait_for_everyone()
+        if on_epoch is not None:
+            on_epoch(epoch + 1, record)
         if args.early_stop and epoch - (progress.best["epoch"] - 1) >= args.early_stop:
             if main:
                 print(f"early stop: no {selection} gain in {args.early_stop} epochs")
