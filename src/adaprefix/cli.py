@@ -60,6 +60,8 @@ def add_train_options(t: argparse.ArgumentParser, sweep: bool = False) -> None:
     t.add_argument("--no-token-gate", action="store_true", help="APT ablation: token gate off (alpha = 1)")
     t.add_argument("--no-layer-gate", action="store_true", help="APT ablation: layer gate off (lambda = 1)")
     t.add_argument("--gate-pooling", choices=["mean", "cls"], help="APT: token-gate summary of the layer input (default: mean)")
+    t.add_argument("--token-gate-bias", type=float,
+                   help="APT: initial token-gate bias; gates start at sigmoid(bias) (default: 0 -> 0.5)")
     t.add_argument("--prefix-projection", action="store_true", help="P-tuning v2 reparameterisation MLP (hidden 512)")
     t.add_argument("--attention-dropout", type=float, help="attention dropout (default: the backbone's); 0 is faster on CPU")
     t.add_argument("--shots", type=int, help="few-shot: K training examples per class (K questions for MultiRC, K sentences for NER)")
@@ -191,7 +193,7 @@ def train_args_from(ns: argparse.Namespace):
         data_dir=ns.data_dir, prefix_len=ns.prefix_len, lr=ns.lr, epochs=ns.epochs, batch_size=ns.batch_size,
         eval_batch_size=ns.eval_batch_size, seed=ns.seeds[0] if sweep else ns.seed, max_length=ns.max_length,
         token_gate=False if ns.no_token_gate else None, layer_gate=False if ns.no_layer_gate else None,
-        gate_pooling=ns.gate_pooling, prefix_projection=ns.prefix_projection, attention_dropout=ns.attention_dropout,
+        gate_pooling=ns.gate_pooling, token_gate_bias=ns.token_gate_bias, prefix_projection=ns.prefix_projection, attention_dropout=ns.attention_dropout,
         shots=ns.shots, early_stop=ns.early_stop, mixed_precision=mixed_precision(ns), resume=getattr(ns, "resume", True),
         limit_train=ns.limit_train, limit_eval=ns.limit_eval, progress=not ns.no_progress,
     )

@@ -30,6 +30,8 @@ class PrefixConfig:
     token_gate / layer_gate: the two APT gates. ``None`` means the method's default (on for apt, off otherwise).
     gate_pooling: how the token gate summarises the layer input: masked ``"mean"`` or the ``"cls"`` vector [ours].
     layer_gate_init: initial value of each layer's scalar gate (unconstrained) [ours: 1.0].
+    token_gate_bias_init: initial bias of every token gate (weights start at 0), so gates start at
+        sigmoid(bias): 0 -> 0.5 (half of P-tuning v2's prefix); 3 -> 0.95 (APT starts as P-tuning v2) [ours: 0].
     prefix_projection: P-tuning v2's reparameterisation MLP (Embedding -> Linear(d, hidden) -> tanh -> Linear).
     prefix_projection_hidden: the MLP's hidden size (512 as in P-tuning v2).
     prefix_dropout: dropout on the prefix tensor; ``None`` uses the backbone's hidden dropout [PT2].
@@ -47,6 +49,7 @@ class PrefixConfig:
     layer_gate: bool | None = None
     gate_pooling: str = "mean"
     layer_gate_init: float = 1.0
+    token_gate_bias_init: float = 0.0
     prefix_projection: bool = False
     prefix_projection_hidden: int = 512
     prefix_dropout: float | None = None
@@ -75,8 +78,10 @@ class PrefixConfig:
             raise ValueError(
                 f"PrefixConfig.position_offset must be one of {POSITION_OFFSETS}, got {self.position_offset!r}"
             )
-        if not _is_number(self.layer_gate_init):
-            raise ValueError(f"PrefixConfig.layer_gate_init must be a number, got {self.layer_gate_init!r}")
+        for name in ("layer_gate_init", "token_gate_bias_init"):
+            value = getattr(self, name)
+            if not _is_number(value) or value != value or abs(value) == float("inf"):
+                raise ValueError(f"PrefixConfig.{name} must be a finite number, got {value!r}")
         if not isinstance(self.prefix_projection, bool):
             raise ValueError(f"PrefixConfig.prefix_projection must be a bool, got {self.prefix_projection!r}")
         if not _is_int(self.prefix_projection_hidden) or self.prefix_projection_hidden < 1:

@@ -31,11 +31,11 @@ class LayerPrefix(nn.Module):
         else:
             self.register_parameter("key", None)
             self.register_parameter("value", None)
-        # Zero weights and bias: every token gate starts at sigmoid(0) = 0.5, independent of the input [ours].
+        # Zero weights: every token gate starts at sigmoid(bias), independent of the input [ours].
         self.token_gate = nn.Linear(hidden, length) if config.token_gate and length > 0 else None
         if self.token_gate is not None:
             nn.init.zeros_(self.token_gate.weight)
-            nn.init.zeros_(self.token_gate.bias)
+            nn.init.constant_(self.token_gate.bias, float(config.token_gate_bias_init))
         self.layer_gate = (
             nn.Parameter(torch.tensor(float(config.layer_gate_init))) if config.layer_gate and length > 0 else None
         )

@@ -77,6 +77,7 @@ class TrainArgs:
     token_gate: bool | None = None
     layer_gate: bool | None = None
     gate_pooling: str | None = None  # None: "mean"; APT only
+    token_gate_bias: float | None = None  # None: 0 (gates start at 0.5); APT only
     prefix_projection: bool = False
     attention_dropout: float | None = None
     shots: int | None = None
@@ -124,7 +125,7 @@ class TrainArgs:
             raise ValueError(f"--mixed-precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
         if self.method != "apt":
             for flag, value in (("--no-token-gate", self.token_gate), ("--no-layer-gate", self.layer_gate),
-                                ("--gate-pooling", self.gate_pooling)):
+                                ("--gate-pooling", self.gate_pooling), ("--token-gate-bias", self.token_gate_bias)):
                 if value is not None:
                     raise ValueError(f"{flag} is an APT option; method {self.method!r} has no gates")
         if self.method == "finetune":
@@ -135,7 +136,8 @@ class TrainArgs:
 
     def prefix_config(self) -> PrefixConfig:
         gates = {} if self.method != "apt" else {"token_gate": self.token_gate, "layer_gate": self.layer_gate,
-                                                 "gate_pooling": self.gate_pooling or "mean"}
+                                                 "gate_pooling": self.gate_pooling or "mean",
+                                                 "token_gate_bias_init": self.token_gate_bias or 0.0}
         return PrefixConfig(
             method=self.method, prefix_len=self.prefix_len if self.method != "finetune" else 0,
             prefix_projection=self.prefix_projection, attention_dropout=self.attention_dropout, **gates,

@@ -29,7 +29,7 @@ from .report import write_report
 
 # Grid keys and how their values read; method and seed have their own options.
 GRID_TYPES = {"lr": float, "prefix_len": int, "epochs": int, "batch_size": int, "attention_dropout": float,
-              "gate_pooling": str, "max_length": int, "shots": int, "grad_clip": float}
+              "gate_pooling": str, "token_gate_bias": float, "max_length": int, "shots": int, "grad_clip": float}
 STUDY_NAME = "adaprefix-sweep"
 SPEC_FILE = "sweep.json"
 
@@ -145,9 +145,11 @@ def _objective(spec: SweepSpec):
                                            progress=spec.progress, **params)
                 if method == "finetune":
                     args = dataclasses.replace(args, prefix_len=None, prefix_source=None, token_gate=None,
-                                               layer_gate=None, gate_pooling=None, prefix_projection=False)
+                                               layer_gate=None, gate_pooling=None, token_gate_bias=None,
+                                               prefix_projection=False)
                 elif method != "apt":
-                    args = dataclasses.replace(args, token_gate=None, layer_gate=None, gate_pooling=None)
+                    args = dataclasses.replace(args, token_gate=None, layer_gate=None, gate_pooling=None,
+                                               token_gate_bias=None)
 
                 def report(epoch: int, record: dict, index: int = index) -> None:
                     if not spec.prune:

@@ -1,0 +1,183 @@
+"""The paper's experiments as one resumable protocol of `adaprefix sweep` studies, for any backbone.
+
+    python benchmarks/paper.py --output runs/paper [--model minilm] [--data-dir ../shared/data]
+        [--phase defaults main ablations gates] [--tasks cb rte ...] [-- extra sweep flags]
+    python benchmarks/paper.py --output runs/paper --collect benchmarks/results
+
+Phases (each a list of sweeps; every sweep resumes where it stopped, finished runs are never retrained):
+
+* ``defaults``: attention dropout 0.1 vs 0, gate pooling mean vs cls, token-gate bias 0 vs 3 (at lr 5e-3,
+  1e-2, 2e-2), APT, prefix length 16, on CB (5 seeds), RTE and CoNLL04 (3 seeds).
+* ``main``: per task and method, stage 1 picks the learning rate on dev with the first seed (prefix methods
+  5e-3 / 1e-2 / 2e-2 at length 16; FT 1e-5 / 3e-5 / 5e-5), stage 2 the length (8 vs 16) at that rate, stage 3
+  runs the remaining seeds at the chosen point (report over main/<task>-* groups seed 11 with them). Same epochs for every method of a task.
+* ``ablations``: APT without token gate / without layer gate, PT2+ (parameter-matched to APT), PT2* (plan from
+  the APT run's probe on train), at the main table's chosen APT point.
+* ``gates``: ``adaprefix probe`` on the first-seed APT run of each task (COPA, CoNLL04, RTE, CB).
+
+``--collect DIR`` copies every results.json (no checkpoints) to DIR/<phase>/<sweep>/<run>.json, probe outputs
+beside them, and rebuilds DIR/<phase>/<sweep>.md with ``adaprefix report``. Few-shot (a K-per-class dev split
+drawn from train) is not in this script yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+SEEDS_SMALL = [11, 12, 13, 14, 15]  # CB, COPA, WSC: small dev sets, large spread
+SEEDS_LARGE = [11, 12, 13]
+SMALL_TASKS = {"cb", "copa", "wsc"}
+MAIN_TASKS = ["cb", "copa", "wsc", "rte", "wic", "conll04", "conll03", "multirc", "ontonotes"]
+PREFIX_LRS = "5e-3,1e-2,2e-2"
+FT_LRS = "1e-5,3e-5,5e-5"
+ADAPREFIX = [sys.executable, "-m", "adaprefix.cli"]
+
+
+def seeds_for(task: str) -> list[int]:
+    return SEEDS_SMALL if task in SMALL_TASKS else SEEDS_LARGE
+
+
+def csv(values) -> str:
+    return ",".join(str(v) for v in values)
+
+
+class Protocol:
+    def __init__(self, ns: argparse.Namespace) -> None:
+        self.ns = ns
+        self.out = Path(ns.output)
+        self.common = ["--data-dir", ns.data_dir, "--model", ns.model, "--no-progress", *ns.extra]
+
+    def sweep(self, phase: str, name: str, task: str, methods: str, grid: list[str], seeds: list[int],
+              extra: list[str] | None = None) -> Path:
+        out = self.out / phase / name
+        cmd = [*ADAPREFIX, "sweep", "--task", task, "--method", methods, "--seeds", csv(seeds), "--output", str(out),
+               *(["--grid", *grid] if grid else []), *self.common, *(extra or [])]
+        print(f"[paper] {phase}/{name}: {' '.join(cmd[3:])}", flush=True)
+        if not self.ns.dry_run:
+            subprocess.run(cmd, check=True)
+        return out
+
+    @staticmethod
+    def chosen(sweep_dir: Path, method: str) -> dict | None:
+        summary = sweep_dir / "summary.json"
+        if not summary.is_file():
+            return None
+        doc = json.loads(summary.read_text())
+        return next((v for k, v in doc["chosen"].items() if k.endswith("/" + method)), None)
+
+    # ------------------------------------------------------------ phases
+
+    def defaults(self, tasks: list[str]) -> None:
+        for task in [t for t in ("cb", "rte", "conll04") if t in tasks]:
+            seeds = seeds_for(task)
+            base = ["--prefix-len", "16"]
+            self.sweep("defaults", f"{task}-attention-dropout", task, "apt", ["lr=1e-2", "attention_dropout=0.1,0"],
+                       seeds, base)
+            self.sweep("defaults", f"{task}-gate-pooling", task, "apt", ["lr=1e-2", "gate_pooling=mean,cls"], seeds, base)
+            self.sweep("defaults", f"{task}-token-gate-bias", task, "apt",
+                       [f"lr={PREFIX_LRS}", "token_gate_bias=0,3"], seeds, base)
+
+    def main(self, tasks: list[str]) -> None:
+        for task in [t for t in MAIN_TASKS if t in tasks]:
+            seeds = seeds_for(task)
+            for method in ("prefix", "apt", "finetune"):
+                lrs = FT_LRS if method == "finetune" else PREFIX_LRS
+                extra = [] if method == "finetune" else ["--prefix-len", "16"]
+                stage1 = self.sweep("main", f"{task}-{method}-lr", task, method, [f"lr={lrs}"], seeds[:1], extra)
+                best = self.chosen(stage1, method)
+                if best is None:
+                    continue
+                point = ["--lr", str(best["lr"])]
+                if method != "finetune":
+                    stage2 = self.sweep("main", f"{task}-{method}-len", task, method, ["prefix_len=8,16"], seeds[:1],
+                                        point)
+                    length = (self.chosen(stage2, method) or {}).get("prefix_len", 16)
+                    point += ["--prefix-len", str(length)]
+                # seed 11 at the chosen point already ran in stage 1 or 2; `adaprefix report` over the task's
+                # main/ folders groups it with these (same configuration)
+                self.sweep("main", f"{task}-{method}-seeds", task, method, [], seeds[1:], point)
+
+    def ablations(self, tasks: list[str]) -> None:
+        for task in [t for t in ("cb", "rte", "copa", "conll04") if t in tasks]:
+            seeds = seeds_for(task)
+            apt_dir = self.out / "main" / f"{task}-apt-len"
+            best = self.chosen(apt_dir, "apt")
+            if best is None:
+                print(f"[paper] ablations/{task}: the main table's APT point is not there yet; skipped", flush=True)
+                continue
+            point = ["--lr", str(best["lr"]), "--prefix-len", str(best["prefix_len"])]
+            self.sweep("ablations", f"{task}-no-token-gate", task, "apt", [], seeds, [*point, "--no-token-gate"])
+            self.sweep("ablations", f"{task}-no-layer-gate", task, "apt", [], seeds, [*point, "--no-layer-gate"])
+            first_apt = sorted(apt_dir.glob("runs/*-s11"))
+            if not first_apt:
+                continue
+            self.sweep("ablations", f"{task}-pt2-plus", task, "prefix", [], seeds,
+                       ["--lr", str(best["lr"]), "--match-params", str(first_apt[0])])
+            plan = self.probe(first_apt[0], "train") / "plan.json"
+            self.sweep("ablations", f"{task}-pt2-star", task, "prefix", [], seeds,
+                       ["--lr", str(best["lr"]), "--prefix-plan", str(plan)])
+
+    def probe(self, run: Path, split: str) -> Path:
+        out = run / f"probe-{split}"
+        if not (out / "plan.json").is_file() and not self.ns.dry_run:
+            subprocess.run([*ADAPREFIX, "probe", str(run), "--split", split, "--output", str(out), "--no-progress",
+                            "--data-dir", self.ns.data_dir], check=True)
+        return out
+
+    def gates(self, tasks: list[str]) -> None:
+        for task in [t for t in ("copa", "conll04", "rte", "cb") if t in tasks]:
+            for run in sorted((self.out / "main" / f"{task}-apt-len").glob("runs/*-s11")):
+                self.probe(run, "train")
+
+    # ------------------------------------------------------------ results into the repository
+
+    def collect(self, target: Path) -> None:
+        for sweep in sorted(p.parent for p in self.out.glob("*/*/sweep.json")):
+            phase, name = sweep.parent.name, sweep.name
+            dest = target / phase / name
+            copied = 0
+            for results in sorted(sweep.glob("runs/*/results.json")):
+                dest.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(results, dest / f"{results.parent.name}.json")
+                copied += 1
+            for probe in sorted(sweep.glob("runs/*/probe-*/")):
+                pdest = dest / f"{probe.parent.name}-{probe.name}"
+                pdest.mkdir(parents=True, exist_ok=True)
+                for f in ("gates.json", "plan.json", "gates.png", "weights.png"):
+                    if (probe / f).is_file():
+                        shutil.copyfile(probe / f, pdest / f)
+            if copied:
+                subprocess.run([*ADAPREFIX, "report", str(dest), "--output", str(target / phase / name),
+                                "--title", f"{phase}: {name}"], check=True, stdout=subprocess.DEVNULL)
+        print(f"[paper] collected into {target}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output", default="runs/paper", help="where sweeps and runs go (default: runs/paper)")
+    p.add_argument("--model", default="minilm", help="packaged name, folder or hub id (default: minilm)")
+    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    p.add_argument("--phase", nargs="+", default=["defaults", "main", "ablations", "gates"],
+                   choices=["defaults", "main", "ablations", "gates"])
+    p.add_argument("--tasks", nargs="+", default=MAIN_TASKS)
+    p.add_argument("--collect", metavar="DIR", help="copy results.json files and rebuild tables in DIR, then stop")
+    p.add_argument("--dry-run", action="store_true", help="print the sweeps without running them")
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="after --: flags passed to every sweep (e.g. -- --epochs 10)")
+    ns = p.parse_args(argv)
+    ns.extra = [x for x in ns.extra if x != "--"]
+    protocol = Protocol(ns)
+    if ns.collect:
+        protocol.collect(Path(ns.collect))
+        return 0
+    for phase in ns.phase:
+        getattr(protocol, phase)(ns.tasks)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
