@@ -113,7 +113,7 @@ class Protocol:
             point = ["--lr", str(best["lr"]), "--prefix-len", str(best["prefix_len"])]
             self.sweep("ablations", f"{task}-no-token-gate", task, "apt", [], seeds, [*point, "--no-token-gate"])
             self.sweep("ablations", f"{task}-no-layer-gate", task, "apt", [], seeds, [*point, "--no-layer-gate"])
-            first_apt = sorted(apt_dir.glob("runs/*-s11"))
+            first_apt = sorted(apt_dir.glob(f"runs/apt-prefix_len{best['prefix_len']}-s11"))
             if not first_apt:
                 continue
             self.sweep("ablations", f"{task}-pt2-plus", task, "prefix", [], seeds,

@@ -247,3 +247,58 @@ def test_resume_without_checkpoint_starts_and_fresh_run_replaces_stale_log(tmp_p
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines] == [1] and "stale" not in lines[0]
     assert lines[0]["train_examples_seen"] == 16 and lines[0]["val"]["examples_scored"] == 8
+
+
+@needs_data
+def test_non_finite_loss_stops_with_the_step_named_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
+    from adaprefix.heads import TaskHead
+
+    run = tmp_path / "run"
+    args = ["train", "--task", "cb", "--epochs", "2", "--output", str(run), *QUICK]
+    real_loss = TaskHead.loss
+    calls = {"n": 0}
+
+    def loss_that_explodes_in_epoch_two(self, logits, labels):
+        calls["n"] += 1
+        value = real_loss(self, logits, labels)
+        return value * float("nan") if calls["n"] == 3 else value  # 2 steps per epoch: epoch 2, step 1
+
+    monkeypatch.setattr(TaskHead, "loss", loss_that_explodes_in_epoch_two)
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "epoch 2, step 1: the loss is nan" in err and "--lr" in err and "Traceback" not in err
+    state = torch.load(run / "checkpoint" / "trainer_state.pt", weights_only=True)
+    assert state["epoch"] == 0 and (run / "adapter" / "adapter.safetensors").is_file()
+    monkeypatch.undo()
+    assert main([*args, "--resume"]) == 0  # goes on from epoch 1's checkpoint
+
+
+@needs_data
+def test_full_disk_while_checkpointing_keeps_previous_files(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import adaprefix.training as training
+
+    run = tmp_path / "run"
+    args = ["train", "--task", "cb", "--epochs", "2", "--output", str(run), *QUICK]
+    real_save = training.save_file
+    calls = {"n": 0}
+
+    def save_file_on_a_full_disk(tensors, path, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:  # epoch 2's checkpoint
+            with open(path, "wb") as f:
+                f.write(b"torn")
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_save(tensors, path, *a, **k)
+
+    monkeypatch.setattr(training, "save_file", save_file_on_a_full_disk)
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "no space left" in err and "previous checkpoint and adapter are intact" in err
+    state = torch.load(run / "checkpoint" / "trainer_state.pt", weights_only=True)
+    assert state["epoch"] == 0  # epoch 1's checkpoint, whole
+    from safetensors.torch import load_file
+
+    assert load_file(str(run / "checkpoint" / "trainable.safetensors"))  # readable, not the torn bytes
+    assert not list(run.glob(".checkpoint.tmp-*"))  # the half-written folder is gone

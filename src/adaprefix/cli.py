@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -294,6 +295,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; `adaprefix train ... --resume` continues from the last checkpoint", file=sys.stderr)
         return 130
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"adaprefix {ns.command}: error: no space left on the device ({err.filename or 'while writing'}); "
+              "files are replaced atomically, so the previous checkpoint and adapter are intact. Free space, then "
+              "rerun with --resume", file=sys.stderr)
+        return 1
+    except RuntimeError as err:
+        if type(err).__name__ != "NonFiniteLossError":
+            raise
+        print(f"adaprefix {ns.command}: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

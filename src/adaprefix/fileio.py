@@ -27,7 +27,11 @@ def atomic_dir_write(target: Path, write: Callable[[Path], object]) -> None:
     old = target.with_name(f".{target.name}.old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    write(tmp)
+    try:
+        write(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a failed write (full disk, interrupt) leaves nothing behind
+        raise
     if target.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(target, old)

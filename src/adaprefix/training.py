@@ -451,7 +451,7 @@ def train_epoch(model, raw_model: TaskModel, data: RunData, steps: list[list[lis
             finite = accelerator.gather(finite.reshape(1).float()).min() > 0
         if not bool(finite):
             raise NonFiniteLossError(
-                f"epoch {epoch + 1}, step {step + 1}: the loss is {float(loss):.4g}; stopped. The last good "
+                f"epoch {epoch + 1}, step {step + 1}: the loss is {float(loss.detach()):.4g}; stopped. The last good "
                 "checkpoint and adapter are kept. Try a lower --lr (or --mixed-precision no), then --resume "
                 "continues from that checkpoint")
         accelerator.backward(weighted)
