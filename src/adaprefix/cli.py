@@ -34,7 +34,10 @@ def parse_lengths(text: str) -> int | list[int]:
 
 def add_train_options(t: argparse.ArgumentParser, sweep: bool = False) -> None:
     """The options of ``train``; ``sweep`` reuses them (methods and seeds as lists) and passes them through."""
-    t.add_argument("--task", required=True, help="task name, e.g. cb, rte, copa, multirc, conll04")
+    t.add_argument("--config", metavar="RUN_YAML",
+                   help="a YAML file of options (any flag as a key, e.g. lr: 0.01); flags given here win")
+    t.add_argument("--task", help="a benchmark (cb, rte, copa, multirc, conll04, ...) or your own data: "
+                                  "classification, multiple-choice, token-classification")
     if sweep:
         t.add_argument("--method", default="apt", type=parse_methods,
                        help="methods to sweep, comma-separated: apt,prefix,finetune (default: apt)")
@@ -43,7 +46,7 @@ def add_train_options(t: argparse.ArgumentParser, sweep: bool = False) -> None:
                        help="apt (gated prefixes), prefix (P-tuning v2) or finetune (default: apt)")
     t.add_argument("--model", help="encoder path or hub id (default: the packaged all-MiniLM-L6-v2)")
     t.add_argument("--data-dir", help="folder with the official task files; absent: load from the hub (online only)")
-    t.add_argument("--output", required=True, help="sweep directory" if sweep else "run directory")
+    t.add_argument("--output", help="sweep directory" if sweep else "run directory")
     t.add_argument("--prefix-len", type=parse_lengths, help="prefix length, or one per layer: 4,4,8,8,16,16 (default: task's)")
     t.add_argument("--prefix-plan", metavar="PLAN_JSON",
                    help="PT2*: per-layer prefix lengths from the plan.json of `adaprefix probe`")
@@ -66,6 +69,7 @@ def add_train_options(t: argparse.ArgumentParser, sweep: bool = False) -> None:
     t.add_argument("--prefix-projection", action="store_true", help="P-tuning v2 reparameterisation MLP (hidden 512)")
     t.add_argument("--attention-dropout", type=float, help="attention dropout (default: the backbone's); 0 is faster on CPU")
     t.add_argument("--shots", type=int, help="few-shot: K training examples per class (K questions for MultiRC, K sentences for NER)")
+    t.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clipping, 0 = off (default: 1.0)")
     t.add_argument("--early-stop", type=int, metavar="N", help="stop after N epochs without a better val score")
     t.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"],
                    help="accelerate's mixed precision: no (default), bf16 (CPU or GPU), fp16 (GPU, with gradient scaling)")
@@ -75,6 +79,96 @@ def add_train_options(t: argparse.ArgumentParser, sweep: bool = False) -> None:
     t.add_argument("--limit-train", type=int, help="use only the first N training records (quick runs)")
     t.add_argument("--limit-eval", type=int, help="use only the first N val/test records (quick runs)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    t.add_argument("--metric", help="selection metric (default: the task's; e.g. macro_f1)")
+    t.add_argument("--report-to", "--report_to", default="none",
+                   help="experiment trackers through accelerate: tensorboard, wandb, mlflow (comma list) or none")
+    own = t.add_argument_group("your own data (--task classification | multiple-choice | token-classification)")
+    own.add_argument("--train-file", "--train_file", help="CSV, TSV, JSON lines, Parquet; CoNLL or JSON lines for tokens")
+    own.add_argument("--validation-file", "--validation_file", help="dev split, same format")
+    own.add_argument("--test-file", "--test_file", help="test split, same format (optional)")
+    own.add_argument("--dataset", help="a hub dataset name, or a folder saved with datasets' save_to_disk")
+    own.add_argument("--dataset-config", "--dataset_config_name", help="the hub dataset's configuration")
+    own.add_argument("--text-columns", "--text_column_names", type=parse_names, help="one or two text columns: premise,hypothesis")
+    own.add_argument("--label-column", "--label_column_name", help="label column")
+    own.add_argument("--context-column", help="multiple choice: the context column")
+    own.add_argument("--choice-columns", type=parse_names, help="multiple choice: the choice columns, a,b,c")
+    own.add_argument("--tokens-column", help="token classification: the words column (default: tokens)")
+    own.add_argument("--tags-column", help="token classification: the tags column (default: tags)")
+    own.add_argument("--tag-scheme", choices=["BIO", "IOBES"], help="token classification: tag scheme (default: detected)")
+    own.add_argument("--class-weights", choices=["balanced"], help="weigh the loss by inverse class frequency")
+
+
+def parse_names(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated column names, got {text!r}")
+    return names
+
+
+CUSTOM_OPTIONS = ("train_file", "validation_file", "test_file", "dataset", "dataset_config", "text_columns",
+                  "label_column", "context_column", "choice_columns", "tokens_column", "tags_column", "tag_scheme")
+
+
+def custom_spec(ns: argparse.Namespace) -> dict | None:
+    """The CustomTaskSpec (as a dict) that the own-data options describe; None for benchmark tasks."""
+    given = {k: getattr(ns, k) for k in CUSTOM_OPTIONS if getattr(ns, k, None) is not None}
+    if ns.task not in ("classification", "multiple-choice", "token-classification"):
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise ValueError(f"{flags}: own-data options need --task classification, multiple-choice or "
+                             f"token-classification (got --task {ns.task})")
+        return None
+    return {"kind": ns.task, **given}
+
+
+def apply_config_file(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; a ``--config`` YAML supplies defaults (flag names as keys) that explicit flags override."""
+    ns = parser.parse_args(argv)
+    path = getattr(ns, "config", None)
+    if not path:
+        return ns
+    import yaml
+
+    try:
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--config {path}: no such file") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"--config {path}: not valid YAML ({err})") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"--config {path}: expected a mapping of option: value, got {type(values).__name__}")
+    sub = parser.commands[ns.command]
+    known = set(vars(sub.parse_known_args([])[0])) - {"config"}
+    defaults = {}
+    for key, value in from_train_args(values).items():
+        dest = str(key).lstrip("-").replace("-", "_")
+        if dest not in known:
+            raise ValueError(f"--config {path}: unknown option {key!r}")
+        # argparse converts string defaults with the option's type, as if typed on the command line
+        defaults[dest] = ",".join(map(str, value)) if isinstance(value, list) else value
+    sub.set_defaults(**defaults)
+    try:
+        return parser.parse_args(argv)
+    except SystemExit:
+        raise ValueError(f"--config {path}: a value does not parse (see the message above)") from None
+
+
+def from_train_args(values: dict) -> dict:
+    """Accept a run's own train_config.yaml too: TrainArgs names -> option names."""
+    out = {}
+    for key, value in values.items():
+        if key in ("token_gate", "layer_gate"):
+            if value is False:
+                out[f"no_{key}"] = True
+        elif key == "custom":
+            out.update({k: v for k, v in (value or {}).items() if k != "kind"})
+        elif key == "progress":
+            out["no_progress"] = value is False
+        elif key in ("prefix_source", "resume") or value is None:
+            continue
+        else:
+            out[key] = value
+    return out
 
 
 def parse_ints(text: str) -> list[int]:
@@ -99,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.commands = sub.choices  # name -> its parser (for --config)
 
     t = sub.add_parser("train", help="train on a task; writes metrics.jsonl, checkpoint/, adapter/ and results.json",
                        description="Train APT, P-tuning v2 or full fine-tuning on one task. Unset options take the "
@@ -189,6 +284,9 @@ def train_args_from(ns: argparse.Namespace):
     from .training import TrainArgs
 
     sweep = isinstance(ns.method, list)
+    for flag in ("task", "output"):
+        if not getattr(ns, flag):
+            raise ValueError(f"--{flag} is required (on the command line or in --config)")
     args = TrainArgs(
         task=ns.task, output=ns.output, method=ns.method[0] if sweep else ns.method, model=ns.model,
         data_dir=ns.data_dir, prefix_len=ns.prefix_len, lr=ns.lr, epochs=ns.epochs, batch_size=ns.batch_size,
@@ -197,6 +295,7 @@ def train_args_from(ns: argparse.Namespace):
         gate_pooling=ns.gate_pooling, token_gate_bias=ns.token_gate_bias, prefix_projection=ns.prefix_projection, attention_dropout=ns.attention_dropout,
         shots=ns.shots, early_stop=ns.early_stop, mixed_precision=mixed_precision(ns), resume=getattr(ns, "resume", True),
         limit_train=ns.limit_train, limit_eval=ns.limit_eval, progress=not ns.no_progress,
+        grad_clip=ns.grad_clip, custom=custom_spec(ns), metric=ns.metric, class_weights=ns.class_weights, report_to=ns.report_to,
     )
     return apply_prefix_variant(args, ns.prefix_plan, ns.match_params)
 
@@ -280,7 +379,12 @@ def cmd_serve(ns: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ns = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:
+        ns = apply_config_file(parser, sys.argv[1:] if argv is None else argv)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"adaprefix: error: {err}", file=sys.stderr)
+        return 2
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars say nothing useful here

@@ -28,6 +28,7 @@ class TaskHead(nn.Module):
         elif num_labels < 1:
             raise ValueError(f"a {head_type} head needs num_labels >= 1, got {num_labels}")
         self.head_type = head_type
+        self.class_weights: torch.Tensor | None = None  # per-label loss weights (--class-weights); not saved
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden_size, num_labels)
         nn.init.normal_(self.classifier.weight, std=0.02)
@@ -41,6 +42,8 @@ class TaskHead(nn.Module):
         return self.classifier(self.dropout(pooled))
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        weight = self.class_weights.to(logits.device) if self.class_weights is not None else None
         if self.head_type == "token_classification":
-            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
-        return F.cross_entropy(logits.float(), labels)
+            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), weight=weight,
+                                   ignore_index=-100)
+        return F.cross_entropy(logits.float(), labels, weight=weight)

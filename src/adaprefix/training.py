@@ -88,6 +88,10 @@ class TrainArgs:
     limit_train: int | None = None  # first N training records (quick runs, tests)
     limit_eval: int | None = None
     prefix_source: dict | None = None  # where per-layer lengths came from (PT2* plan, PT2+ matching): recorded
+    custom: dict | None = None  # a CustomTaskSpec (tasks/custom.py) for the user's own data; task = its kind
+    metric: str | None = None  # selection metric (default: the task's main metric)
+    class_weights: str | None = None  # "balanced": loss weights n / (classes x count) from the training labels
+    report_to: str = "none"  # accelerate trackers: tensorboard, wandb, mlflow, ... (comma list) or none
     progress: bool = True
 
     def resolved(self, task: Task) -> "TrainArgs":
@@ -121,6 +125,8 @@ class TrainArgs:
             raise ValueError(f"--max-length must be >= 8 (room for special tokens and text), got {self.max_length}")
         if self.grad_clip is not None and self.grad_clip < 0:
             raise ValueError(f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
+        if self.class_weights not in (None, "balanced"):
+            raise ValueError(f"--class-weights must be 'balanced' when given, got {self.class_weights!r}")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"--mixed-precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
         if self.method != "apt":
@@ -142,6 +148,44 @@ class TrainArgs:
             method=self.method, prefix_len=self.prefix_len if self.method != "finetune" else 0,
             prefix_projection=self.prefix_projection, attention_dropout=self.attention_dropout, **gates,
         )
+
+
+CUSTOM_KINDS = ("classification", "multiple-choice", "token-classification")
+
+
+def resolve_task(args: TrainArgs) -> Task:
+    """The benchmark task named by ``args.task``, or the user's own task described by ``args.custom``."""
+    if args.custom is not None or args.task in CUSTOM_KINDS:
+        from .tasks.custom import CustomTaskSpec, build_custom_task
+
+        if args.custom is None:
+            raise ValueError(f"--task {args.task} reads your own data: give --train-file (and --validation-file) "
+                             "or --dataset, with the column options")
+        return build_custom_task(CustomTaskSpec.from_dict(args.custom))
+    return get_task(args.task)
+
+
+def selection_metric(args: TrainArgs, task: Task, data: "RunData") -> str:
+    """``--metric`` if given (checked against what the task reports), else the task's main metric."""
+    if args.metric is None:
+        return task.main_metric
+    gold = [e.tags if isinstance(e, TokenExample) else e.label for e in data.val_examples[:8]]
+    reported = sorted(task.score(data.val_examples[:8], gold))
+    if args.metric not in reported:
+        raise ValueError(f"--metric {args.metric}: {task.name} reports {reported}")
+    return args.metric
+
+
+def label_weights(task: Task, data: "RunData") -> torch.Tensor:
+    """Balanced loss weights per label id: n / (labels x count), from the training split."""
+    from collections import Counter
+
+    counts = Counter(label for e in data.train_examples for label in (e.tags if isinstance(e, TokenExample) else [e.label]))
+    missing = [name for name in task.label_names if counts[name] == 0]
+    if missing:
+        raise ValueError(f"--class-weights balanced: labels {missing} never occur in the training data")
+    total = sum(counts[name] for name in task.label_names)
+    return torch.tensor([total / (len(task.label_names) * counts[name]) for name in task.label_names])
 
 
 def default_model() -> str:
@@ -325,7 +369,7 @@ def make_optimiser(args: TrainArgs, task: Task, params: list, steps_per_epoch: i
     return optimiser, torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=0.95), False
 
 
-def make_accelerator(args: TrainArgs) -> Accelerator:
+def make_accelerator(args: TrainArgs, run_dir: Path | None = None) -> Accelerator:
     cuda = torch.cuda.is_available()
     if args.mixed_precision == "fp16" and not cuda:
         raise ValueError("--mixed-precision fp16 needs a GPU; on a CPU use bf16 or no")
@@ -336,7 +380,11 @@ def make_accelerator(args: TrainArgs) -> Accelerator:
         # A notebook that trains twice with different precision: accelerate keeps one process-wide state and
         # refuses the change; in a single process it is safe to start that state afresh.
         AcceleratorState._reset_state()
-    return Accelerator(cpu=not cuda, mixed_precision=args.mixed_precision)
+    trackers = [t for t in (args.report_to or "none").split(",") if t and t != "none"]
+    if not trackers:
+        return Accelerator(cpu=not cuda, mixed_precision=args.mixed_precision)
+    return Accelerator(cpu=not cuda, mixed_precision=args.mixed_precision, log_with=trackers,
+                       project_dir=str(run_dir / "logs") if run_dir is not None else None)
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -489,11 +537,11 @@ def train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None = None) 
     ``on_epoch(epoch, record)`` is called after each epoch's checkpoint is written (sweeps report dev scores to
     their pruner there; an exception it raises stops the run with that checkpoint kept).
     """
-    task = get_task(args.task)
+    task = resolve_task(args)
     args = args.resolved(task)
     origin = provenance()  # the code as it was when the run started
     run_dir = Path(args.output)
-    accelerator = make_accelerator(args)
+    accelerator = make_accelerator(args, run_dir)
     main = accelerator.is_main_process
     show = args.progress and main
     if main:
@@ -508,8 +556,13 @@ def train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None = None) 
     if positions and args.max_length > positions:
         raise ValueError(f"--max-length {args.max_length} exceeds the encoder's {positions} positions")
     data = load_run_data(args, task, tokenizer)
+    selection = selection_metric(args, task, data)
 
     model = build_model(args, task, encoder)
+    if args.class_weights == "balanced":
+        if task.head == "multiple_choice":
+            raise ValueError("--class-weights applies to classification and token classification, not multiple choice")
+        model.head.class_weights = label_weights(task, data)
     sampler = LengthGroupedBatches([f.length for f in data.train_features],
                                    args.batch_size * accelerator.num_processes, shuffle=True, seed=args.seed)
     steps_per_epoch = len(shard_steps(sampler.batches(), accelerator.num_processes))
@@ -532,10 +585,17 @@ def train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None = None) 
         progress = Progress()
         if main:
             start_fresh(run_dir)
+    if main:  # the resolved settings, reusable as `adaprefix train --config run_dir/train_config.yaml`
+        import yaml
+
+        atomic_write(run_dir / "train_config.yaml",
+                     lambda p: p.write_text(yaml.safe_dump(_jsonable(args), sort_keys=False), encoding="utf-8"))
     accelerator.wait_for_everyone()
 
-    meta = {"task": task.name, "max_length": args.max_length, "train_args": _jsonable(args)}
-    selection = task.main_metric
+    meta = {"task": task.name, "max_length": args.max_length, "train_args": _jsonable(args),
+            **({"custom_task": task.spec_dict(), "labels": task.label_names} if args.custom is not None else {})}
+    if accelerator.log_with:
+        accelerator.init_trackers(run_dir.name, config=_tracker_config(args))
     t_start = time.time()
     examples_seen = 0
     train_seconds = 0.0
@@ -564,6 +624,8 @@ def train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None = None) 
             write_checkpoint(run_dir, raw_model, optimiser, scheduler, accelerator, identity, epoch, progress,
                              progress.wall_before + time.time() - t_start)
         accelerator.wait_for_everyone()
+        if accelerator.log_with:
+            accelerator.log(_tracker_metrics(record, raw_model), step=epoch + 1)
         if on_epoch is not None:
             on_epoch(epoch + 1, record)
         if args.early_stop and epoch - (progress.best["epoch"] - 1) >= args.early_stop:
@@ -573,22 +635,49 @@ def train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None = None) 
 
     results = run_results(args, task, raw_model, data, progress, accelerator,
                           wall_s=progress.wall_before + time.time() - t_start,
-                          examples_per_s=examples_seen / train_seconds if train_seconds else None, origin=origin)
+                          examples_per_s=examples_seen / train_seconds if train_seconds else None, origin=origin,
+                          selection=selection)
     if main:
         atomic_write(run_dir / "results.json", lambda p: p.write_text(json.dumps(results, indent=2) + "\n"))
+    if accelerator.log_with:
+        accelerator.end_training()
     accelerator.wait_for_everyone()
     return results
 
 
+def _tracker_config(args: TrainArgs) -> dict:
+    """Tracker hyper-parameters: scalars only (lists and dicts as JSON text)."""
+    return {k: v if isinstance(v, (int, float, str, bool)) or v is None else json.dumps(v)
+            for k, v in _jsonable(args).items() if v is not None}
+
+
+def _tracker_metrics(record: dict, model: TaskModel) -> dict:
+    """Train loss, dev (and test) metrics, learning rate and a gates summary of one epoch."""
+    out = {"train/loss": record["train_loss"], "lr": record["lr"]}
+    for split in ("val", "test"):
+        out.update({f"{split}/{k}": v for k, v in record.get(split, {}).items()})
+    prefix = model.encoder.prefix
+    if prefix is not None:
+        for i, layer in enumerate(prefix.layers):
+            if layer.layer_gate is not None:
+                out[f"gates/lambda_{i}"] = float(layer.layer_gate.detach())
+            if layer.token_gate is not None:  # the input-independent part of the token gate
+                out[f"gates/alpha_bias_{i}"] = float(torch.sigmoid(layer.token_gate.bias.detach()).mean())
+    return out
+
+
 def run_results(args: TrainArgs, task: Task, model: TaskModel, data: RunData, progress: Progress,
-                accelerator: Accelerator, wall_s: float, examples_per_s: float | None, origin: dict) -> dict:
+                accelerator: Accelerator, wall_s: float, examples_per_s: float | None, origin: dict,
+                selection: str | None = None) -> dict:
+    selection = selection or task.main_metric
     best = progress.best
     return {
         "task": task.name, "method": args.method, "model": args.model, "seed": args.seed,
         "config": model.encoder.config.to_dict(), "prefix_lengths": model.encoder.lengths,
         "prefix_source": args.prefix_source, "train_args": _jsonable(args),
-        "epochs": progress.history, "best_epoch": best["epoch"], "selection_metric": f"val.{task.main_metric}",
+        "epochs": progress.history, "best_epoch": best["epoch"],
         "best": {"val": best["val"], **({"test": best["test"]} if "test" in best else {})},
+        "selection_metric": f"val.{selection}",
         "trainable_params": model.count_trainable(),
         "trainable_params_without_head": model.count_trainable(include_head=False),
         "train_examples": len(data.train_examples), "truncated": data.truncated,
