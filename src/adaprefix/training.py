@@ -546,6 +546,8 @@ def train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None = None) 
     show = args.progress and main
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in run_dir.glob(".*.tmp-*"):  # half-written files or folders of a killed process
+            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
         if not args.resume and (run_dir / "results.json").exists():
             raise FileExistsError(f"{run_dir} already holds a finished run; choose another --output or pass --resume")
 
