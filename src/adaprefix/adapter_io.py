@@ -150,12 +150,13 @@ def check_base(meta_base: dict, info: dict, where: str) -> None:
         )
 
 
-def load_adapter(directory: str | os.PathLike, encoder: nn.Module) -> TaskModel:
+def load_adapter(directory: str | os.PathLike, encoder: nn.Module, base: dict | None = None) -> TaskModel:
     """Rebuild the TaskModel saved in ``directory`` on ``encoder`` (a transformers AutoModel), in eval mode.
 
     Prefix adapters share the encoder (frozen, never changed), so many adapters can serve on one backbone.
     A fine-tuning adapter is a whole model: it gets its own copy of the encoder, so the one passed in (and any
-    adapter already attached to it) keeps its weights.
+    adapter already attached to it) keeps its weights. ``base``: ``describe_base(encoder)`` if the caller has it
+    already (fingerprinting a large encoder for every adapter costs time).
 
     >>> model = load_adapter("runs/cb-apt/adapter", AutoModel.from_pretrained(packaged_model_path("minilm")))  # doctest: +SKIP
     """
@@ -172,7 +173,7 @@ def load_adapter(directory: str | os.PathLike, encoder: nn.Module) -> TaskModel:
     if not config.uses_prefix:
         config = saved
     family = family_of(encoder)
-    base = describe_base(encoder, family)
+    base = base if base is not None else describe_base(encoder, family)
     check_base(meta["base_model"], base, str(directory / CONFIG_FILE))
     if not config.uses_prefix:
         encoder = copy.deepcopy(encoder)  # the file's weights go into a private copy, never the shared base

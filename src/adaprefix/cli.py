@@ -118,6 +118,8 @@ def custom_spec(ns: argparse.Namespace) -> dict | None:
             raise ValueError(f"{flags}: own-data options need --task classification, multiple-choice or "
                              f"token-classification (got --task {ns.task})")
         return None
+    if ns.metric is not None:
+        given["metric"] = ns.metric
     return {"kind": ns.task, **given}
 
 

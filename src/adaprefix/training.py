@@ -161,7 +161,7 @@ def resolve_task(args: TrainArgs) -> Task:
         if args.custom is None:
             raise ValueError(f"--task {args.task} reads your own data: give --train-file (and --validation-file) "
                              "or --dataset, with the column options")
-        return build_custom_task(CustomTaskSpec.from_dict(args.custom))
+        return build_custom_task(CustomTaskSpec.from_dict(args.custom))  # labels read from the training split
     return get_task(args.task)
 
 
@@ -177,15 +177,11 @@ def selection_metric(args: TrainArgs, task: Task, data: "RunData") -> str:
 
 
 def label_weights(task: Task, data: "RunData") -> torch.Tensor:
-    """Balanced loss weights per label id: n / (labels x count), from the training split."""
-    from collections import Counter
+    """Balanced loss weights per label id (sklearn's n / (classes x count) over the labels present; a label
+    absent from training gets the largest weight)."""
+    from .tasks.custom import class_weights
 
-    counts = Counter(label for e in data.train_examples for label in (e.tags if isinstance(e, TokenExample) else [e.label]))
-    missing = [name for name in task.label_names if counts[name] == 0]
-    if missing:
-        raise ValueError(f"--class-weights balanced: labels {missing} never occur in the training data")
-    total = sum(counts[name] for name in task.label_names)
-    return torch.tensor([total / (len(task.label_names) * counts[name]) for name in task.label_names])
+    return torch.tensor(class_weights(data.train_examples, task.label_names), dtype=torch.float32)
 
 
 def default_model() -> str:
@@ -333,7 +329,8 @@ def load_run_data(args: TrainArgs, task: Task, tokenizer) -> RunData:
 
     train_ex = task.load("train", args.data_dir)
     val_ex = task.load("val", args.data_dir)
-    test_ex = task.load("test", args.data_dir) if task.family == "ner" else None
+    has_test = task.family == "ner" or (task.family == "custom" and task.has_split("test"))
+    test_ex = task.load("test", args.data_dir) if has_test else None
     if args.limit_train:
         train_ex = train_ex[: args.limit_train]
     if args.limit_eval:
@@ -594,8 +591,13 @@ def train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None = None) 
                      lambda p: p.write_text(yaml.safe_dump(_jsonable(args), sort_keys=False), encoding="utf-8"))
     accelerator.wait_for_everyone()
 
-    meta = {"task": task.name, "max_length": args.max_length, "train_args": _jsonable(args),
-            **({"custom_task": task.spec_dict(), "labels": task.label_names} if args.custom is not None else {})}
+    meta = {"task": task.name, "max_length": args.max_length, "train_args": _jsonable(args)}
+    if task.family == "custom":  # eval, predict and probe rebuild the task from this, without the files
+        meta.update(custom_task=task.spec.to_dict(), labels=list(task.labels))
+        if main:
+            from .tasks.custom import class_counts
+
+            print(f"{task.name}: class counts in training: {class_counts(data.train_examples, task.labels)}")
     if accelerator.log_with:
         accelerator.init_trackers(run_dir.name, config=_tracker_config(args))
     t_start = time.time()

@@ -34,7 +34,7 @@ def load_for_serving(path: str | Path, task_name: str | None, model: str | None)
     task_name = task_name or extra.get("task")
     if not task_name:
         raise ValueError(f"{adapter_dir}: the adapter records no task; pass --task")
-    task = get_task(task_name)
+    task = task_of_adapter(extra, task_name, adapter_dir)
     if extra.get("task") and task.name != extra["task"]:
         raise ValueError(f"{adapter_dir}: adapter was trained on {extra['task']!r}, not {task.name!r}")
     # Packaged encoders are recorded by name ("minilm") and resolved here, wherever they are installed.
@@ -43,6 +43,19 @@ def load_for_serving(path: str | Path, task_name: str | None, model: str | None)
     loaded = load_adapter(adapter_dir, encoder).to(default_device())
     max_length = extra.get("max_length") or task.default_max_length
     return task, tokenizer, loaded, max_length, extra
+
+
+def task_of_adapter(extra: dict, task_name: str, where: Path) -> Task:
+    """The benchmark task, or the user's own task rebuilt from the definition the adapter records."""
+    if "custom_task" in extra:
+        from ..tasks.custom import CustomTaskSpec, build_custom_task
+
+        try:
+            spec = CustomTaskSpec.from_dict(extra["custom_task"])
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where}: bad custom task definition ({err})") from None
+        return build_custom_task(spec, labels=extra.get("labels"))
+    return get_task(task_name)
 
 
 def default_device() -> torch.device:
@@ -63,6 +76,10 @@ def evaluate_adapter(path, task_name, split, data_dir, model, batch_size) -> tup
 
 
 def read_records(task: Task, path: Path) -> list:
+    if task.family == "custom":
+        from ..tasks.custom import read_custom_records
+
+        return read_custom_records(task, path)
     rows = read_jsonl(path)
     if task.family == "ner":
         out = []
@@ -83,7 +100,7 @@ def predict_records(task: Task, tokenizer, model: TaskModel, examples: list, max
     out = []
     for f, pred in zip(features, preds):
         ex = examples[f.index]
-        if task.family == "ner":
+        if task.head == "token_classification":
             out.append({"idx": ex.idx, "tokens": ex.words, "tags": pred})
             continue
         probs = torch.softmax(logits[f.index], -1).tolist()
