@@ -24,7 +24,8 @@ import subprocess
 import sys
 import time
 
-VARIANTS = ("finetune", "prefix", "apt", "peft-prefix", "apt-attn-dropout-0", "apt-bf16")
+VARIANTS = ("finetune", "prefix", "apt", "peft-prefix", "apt-attn-dropout-0", "apt-bf16", "apt-sdpa-dropout",
+            "apt-ckpt")
 TARGETS = [  # (label, numerator, denominator, quantity, target)
     ("time APT / P-tuning v2 (ours)", "apt", "prefix", "time", 1.05),
     ("time P-tuning v2 (ours) / PEFT prefix", "prefix", "peft-prefix", "time", 1.0),
@@ -33,6 +34,10 @@ TARGETS = [  # (label, numerator, denominator, quantity, target)
     ("time APT (attn dropout 0) / finetune", "apt-attn-dropout-0", "finetune", "time", 0.70),
     ("peak memory APT (attn dropout 0) / finetune", "apt-attn-dropout-0", "finetune", "memory", 0.6),
     ("time APT bf16 autocast / APT fp32", "apt-bf16", "apt", "time", None),
+    ("time APT (SDPA dropout) / APT (recomputed dropout)", "apt-sdpa-dropout", "apt", "time", None),
+    ("peak memory APT (SDPA dropout) / APT (recomputed)", "apt-sdpa-dropout", "apt", "memory", None),
+    ("peak memory APT checkpointed / APT", "apt-ckpt", "apt", "memory", 0.5),
+    ("time APT checkpointed / APT", "apt-ckpt", "apt", "time", 1.4),
 ]
 
 
@@ -77,13 +82,18 @@ def build_step(variant: str, encoder, prefix_len: int, batch: int, seq: int):
 
         params = [p for p in peft_model.parameters() if p.requires_grad] + list(head.parameters())
     else:
-        method = variant.removesuffix("-bf16").removesuffix("-attn-dropout-0")
+        from adaprefix.attention import dropout_implementation
+
+        method = variant.split("-")[0]
         config = PrefixConfig(method=method, prefix_len=prefix_len,
                               attention_dropout=0.0 if variant.endswith("attn-dropout-0") else None)
         model = TaskModel(attach(encoder, config), "classification", ["a", "b", "c"]).train()
+        if variant.endswith("-ckpt"):
+            model.encoder.gradient_checkpointing_enable()
+        impl = "sdpa" if variant.endswith("-sdpa-dropout") else "recompute"
 
         def loss_fn(ids, mask, labels):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16), dropout_implementation(impl):
                 return model(ids, mask, labels=labels).loss
 
         params = model.trainable_parameters()

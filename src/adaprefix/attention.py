@@ -15,8 +15,87 @@ Two extensions serve other parts of the package without changing that arithmetic
 
 from __future__ import annotations
 
+import contextlib
+import math
+
 import torch
 import torch.nn.functional as F
+
+# How attention dropout is computed while training: "recompute" keeps only q, k, v and a seed for backward and
+# recomputes the probabilities there (no B x H x n x (l+n) tensors kept per layer); "sdpa" lets
+# scaled_dot_product_attention do it (on CPU its math path keeps three such tensors per layer).
+_DROPOUT_IMPL = {"impl": "recompute"}
+
+
+@contextlib.contextmanager
+def dropout_implementation(impl: str):
+    """Choose how attention dropout is computed inside the block: "recompute" (default) or "sdpa".
+
+    >>> with dropout_implementation("sdpa"):
+    ...     pass
+    """
+    if impl not in ("recompute", "sdpa"):
+        raise ValueError(f"dropout implementation must be 'recompute' or 'sdpa', got {impl!r}")
+    before = _DROPOUT_IMPL["impl"]
+    _DROPOUT_IMPL["impl"] = impl
+    try:
+        yield
+    finally:
+        _DROPOUT_IMPL["impl"] = before
+
+
+def dropout_keep_mask(shape: tuple[int, ...], p: float, seed: int, device: torch.device) -> torch.Tensor:
+    """The keep mask (True = kept) that ``seed`` stands for: drawn the same way in forward and backward."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    return torch.rand(shape, generator=generator, device=device) >= p
+
+
+def _probabilities(q: torch.Tensor, k: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+    scores = (q @ k.transpose(-1, -2)).float() * (1.0 / math.sqrt(q.shape[-1]))
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool else scores + attn_mask
+    return scores.softmax(-1)
+
+
+class RecomputedDropoutAttention(torch.autograd.Function):
+    """softmax(q k^T / sqrt(d) + mask) with dropout, times v; saves q, k, v and the dropout seed only.
+
+    Same function as the math path with the same keep mask (``dropout_keep_mask(seed)``); backward recomputes
+    the probabilities and the mask instead of keeping them, trading a matmul and a softmax per layer for the
+    three B x H x n x m tensors the math path stores.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, attn_mask, p: float, seed: int):  # noqa: D102
+        probs = _probabilities(q, k, attn_mask)
+        keep = dropout_keep_mask(probs.shape, p, seed, probs.device)
+        out = (probs * keep / (1.0 - p)).to(v.dtype) @ v
+        ctx.save_for_backward(q, k, v, attn_mask)
+        ctx.p, ctx.seed = p, seed
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):  # noqa: D102
+        q, k, v, attn_mask = ctx.saved_tensors
+        probs = _probabilities(q, k, attn_mask)
+        kept = dropout_keep_mask(probs.shape, ctx.p, ctx.seed, probs.device) / (1.0 - ctx.p)
+        grad_v = (probs * kept).to(grad_out.dtype).transpose(-1, -2) @ grad_out
+        grad_probs = (grad_out @ v.transpose(-1, -2)).float() * kept
+        del kept
+        grad_scores = probs * (grad_probs - (grad_probs * probs).sum(-1, keepdim=True))
+        grad_scores = (grad_scores * (1.0 / math.sqrt(q.shape[-1]))).to(q.dtype)
+        return grad_scores @ k, grad_scores.transpose(-1, -2) @ q, grad_v, None, None, None
+
+
+def _attend(q, k, v, attn_mask, dropout_p: float) -> torch.Tensor:
+    """(B x H x n x dh) attention; dropout through RecomputedDropoutAttention when it is on and gradients flow."""
+    needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+    if dropout_p > 0 and needs_grad and _DROPOUT_IMPL["impl"] == "recompute":
+        # the seed comes from torch's generator: set_seed and checkpoint recomputation reproduce it
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+        return RecomputedDropoutAttention.apply(q, k, v, attn_mask, dropout_p, seed)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
 
 
 def gated_prefix_attention(
@@ -72,7 +151,5 @@ def gated_prefix_attention(
     if score_bias is not None:
         bias = score_bias.to(query.dtype)
         attn_mask = bias if attn_mask is None else torch.where(attn_mask, bias, float("-inf"))
-    context = F.scaled_dot_product_attention(
-        split_heads(query), split_heads(key), split_heads(value), attn_mask=attn_mask, dropout_p=dropout_p
-    )
+    context = _attend(split_heads(query), split_heads(key), split_heads(value), attn_mask, dropout_p)
     return context.transpose(1, 2).reshape(batch, n, d)

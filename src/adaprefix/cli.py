@@ -69,6 +69,8 @@ def add_train_options(t: argparse.ArgumentParser, sweep: bool = False) -> None:
     t.add_argument("--prefix-projection", action="store_true", help="P-tuning v2 reparameterisation MLP (hidden 512)")
     t.add_argument("--attention-dropout", type=float, help="attention dropout (default: the backbone's); 0 is faster on CPU")
     t.add_argument("--shots", type=int, help="few-shot: K training examples per class (K questions for MultiRC, K sentences for NER)")
+    t.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute each layer in backward instead of keeping activations (less memory, more time)")
     t.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clipping, 0 = off (default: 1.0)")
     t.add_argument("--early-stop", type=int, metavar="N", help="stop after N epochs without a better val score")
     t.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"],
@@ -297,7 +299,7 @@ def train_args_from(ns: argparse.Namespace):
         gate_pooling=ns.gate_pooling, token_gate_bias=ns.token_gate_bias, prefix_projection=ns.prefix_projection, attention_dropout=ns.attention_dropout,
         shots=ns.shots, early_stop=ns.early_stop, mixed_precision=mixed_precision(ns), resume=getattr(ns, "resume", True),
         limit_train=ns.limit_train, limit_eval=ns.limit_eval, progress=not ns.no_progress,
-        grad_clip=ns.grad_clip, custom=custom_spec(ns), metric=ns.metric, class_weights=ns.class_weights, report_to=ns.report_to,
+        grad_clip=ns.grad_clip, gradient_checkpointing=ns.gradient_checkpointing, custom=custom_spec(ns), metric=ns.metric, class_weights=ns.class_weights, report_to=ns.report_to,
     )
     return apply_prefix_variant(args, ns.prefix_plan, ns.match_params)
 

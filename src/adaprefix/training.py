@@ -91,6 +91,7 @@ class TrainArgs:
     custom: dict | None = None  # a CustomTaskSpec (tasks/custom.py) for the user's own data; task = its kind
     metric: str | None = None  # selection metric (default: the task's main metric)
     class_weights: str | None = None  # "balanced": loss weights n / (classes x count) from the training labels
+    gradient_checkpointing: bool = False  # recompute each layer in backward: far less activation memory
     report_to: str = "none"  # accelerate trackers: tensorboard, wandb, mlflow, ... (comma list) or none
     progress: bool = True
 
@@ -558,6 +559,8 @@ def train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None = None) 
     selection = selection_metric(args, task, data)
 
     model = build_model(args, task, encoder)
+    if args.gradient_checkpointing:
+        model.encoder.gradient_checkpointing_enable()
     if args.class_weights == "balanced":
         if task.head == "multiple_choice":
             raise ValueError("--class-weights applies to classification and token classification, not multiple choice")

@@ -79,6 +79,7 @@ class AdaptedEncoder(nn.Module):
         self.prefix = PrefixStack(config, self.num_layers, self.hidden_size, dropout) if config.uses_prefix else None
         encoder.requires_grad_(not config.uses_prefix)
         self.last_gates: list[GateValues | None] = [None] * self.num_layers
+        self.gradient_checkpointing = False
         # One mode for wrapper and encoder: the encoder's (eval after from_pretrained), as transformers does.
         self.train(encoder.training)
 
@@ -111,15 +112,43 @@ class AdaptedEncoder(nn.Module):
         attn_dropout = self.attention_dropout() if self.training else 0.0
         context = self.family.prepare(self.encoder, input_ids, attention_mask)
         gates_out: list[GateValues | None] = []
+        checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for i, layer in enumerate(self.family.layers(self.encoder)):
-            prefix, gate_values = self._layer_prefix(i, tables[i], hidden, attention_mask)
-            hidden = self.family.layer_forward(
-                self.encoder, layer, hidden, key_mask, prefix, None, attn_dropout, context
-            )
-            gates_out.append(gate_values)
+            step = (i, layer, tables[i], attention_mask, key_mask, attn_dropout, context)
+            if checkpointing:
+                # Keep only the layer's input; recompute the layer (gates included) in backward, with the RNG
+                # state of the forward so dropout draws the same masks.
+                hidden, alpha = torch.utils.checkpoint.checkpoint(self._layer_step, hidden, *step, use_reentrant=False)
+            else:
+                hidden, alpha = self._layer_step(hidden, *step)
+            gates_out.append(self._gate_record(i, alpha, hidden))
         self.last_gates = gates_out
         pooler = self.family.pooler(self.encoder) if pooled else None
         return EncoderOutput(hidden, pooler(hidden) if pooler is not None else None)
+
+    def _layer_step(self, hidden, i, layer, table, attention_mask, key_mask, attn_dropout, context):
+        """One layer with its gated prefix; returns the output and the token gate alpha (or None)."""
+        prefix, alpha = self._layer_prefix(i, table, hidden, attention_mask)
+        out = self.family.layer_forward(self.encoder, layer, hidden, key_mask, prefix, None, attn_dropout, context)
+        return out, alpha
+
+    def _gate_record(self, i: int, alpha: torch.Tensor | None, hidden: torch.Tensor) -> GateValues | None:
+        if self.prefix is None or self.prefix.layers[i].length == 0:
+            return None
+        layer_prefix = self.prefix.layers[i]
+        lam = layer_prefix.layer_gate.detach().clone() if layer_prefix.layer_gate is not None else hidden.new_ones(())
+        token = alpha.detach() if alpha is not None else hidden.new_ones(hidden.shape[0], layer_prefix.length)
+        return GateValues(lam, token)
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
+        """Recompute each layer in backward instead of keeping its activations (the transformers name).
+
+        Gates and dropout are recomputed exactly (same inputs, same RNG state); gradients equal those without.
+        """
+        self.gradient_checkpointing = True
+
+    def gradient_checkpointing_disable(self) -> None:
+        self.gradient_checkpointing = False
 
     def attention_dropout(self) -> float:
         """Dropout on attention probabilities while training: the config's, else the backbone's."""
@@ -128,17 +157,16 @@ class AdaptedEncoder(nn.Module):
 
     def _layer_prefix(
         self, i: int, table: tuple[torch.Tensor, torch.Tensor] | None, hidden: torch.Tensor, attention_mask: torch.Tensor
-    ) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, GateValues | None]:
-        """Layer i's prefix, scaled by its gates (lambda_i * a_i, from this layer's input), and the gate values."""
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, torch.Tensor | None]:
+        """Layer i's prefix scaled by its gates (lambda_i * a_i, from this layer's input), and a_i (None if off)."""
         if table is None:
             return None, None
         layer_prefix = self.prefix.layers[i]
         if layer_prefix.token_gate is None and layer_prefix.layer_gate is None:  # P-tuning v2: gates are 1
-            return table, GateValues(hidden.new_ones(()), hidden.new_ones(hidden.shape[0], layer_prefix.length))
+            return table, None
         scale, alpha = layer_prefix.gate(hidden, attention_mask)
         scale = scale.to(table[0].dtype).unsqueeze(-1)
-        lam = layer_prefix.layer_gate.detach().clone() if layer_prefix.layer_gate is not None else hidden.new_ones(())
-        return (scale * table[0], scale * table[1]), GateValues(lam, alpha.detach())
+        return (scale * table[0], scale * table[1]), alpha if layer_prefix.token_gate is not None else None
 
     def adapter_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

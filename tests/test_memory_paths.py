@@ -1,0 +1,85 @@
+"""Memory-saving paths compute the same function: recomputed-dropout attention and gradient checkpointing."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from adaprefix import PrefixConfig, TaskModel, attach
+from adaprefix.attention import RecomputedDropoutAttention, dropout_implementation, dropout_keep_mask
+from conftest import padded_batch, randomize_adapter, tiny_encoder
+
+
+def math_attention_with_mask(q, k, v, attn_mask, keep, p):
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    scores = scores.masked_fill(~attn_mask, float("-inf"))
+    return (scores.softmax(-1) * keep / (1 - p)) @ v
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_recomputed_dropout_attention_equals_the_math_path_with_the_same_mask(p):
+    torch.manual_seed(0)
+    b, h, n, m, dh = 2, 3, 5, 7, 4
+    q = torch.randn(b, h, n, dh, requires_grad=True)
+    k = torch.randn(b, h, m, dh, requires_grad=True)
+    v = torch.randn(b, h, m, dh, requires_grad=True)
+    attn_mask = torch.ones(b, 1, 1, m, dtype=torch.bool)
+    attn_mask[1, ..., 5:] = False
+    seed = 1234
+    out = RecomputedDropoutAttention.apply(q, k, v, attn_mask, p, seed)
+    grad_out = torch.randn_like(out)
+    grads = torch.autograd.grad(out, (q, k, v), grad_out)
+    keep = dropout_keep_mask((b, h, n, m), p, seed, q.device)
+    assert 0 < keep.float().mean() < 1  # the mask drops something and keeps something
+    ref = math_attention_with_mask(q, k, v, attn_mask, keep, p)
+    ref_grads = torch.autograd.grad(ref, (q, k, v), grad_out)
+    assert (out - ref).abs().max() < 1e-5
+    for g, r in zip(grads, ref_grads):
+        assert (g - r).abs().max() < 1e-5
+    other = math_attention_with_mask(q, k, v, attn_mask, dropout_keep_mask((b, h, n, m), p, seed + 1, q.device), p)
+    assert (out - other).abs().max() > 1e-3  # the seed decides the mask
+
+
+def _grads(model, ids, mask, types, labels, seed):
+    torch.manual_seed(seed)
+    model.zero_grad(set_to_none=True)
+    loss = model(ids, mask, types, labels=labels).loss
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "recompute"])
+def test_gradient_checkpointing_gives_the_same_gradients_with_gates_and_dropout(impl):
+    ids, mask, types = padded_batch()
+    labels = torch.tensor([0, 1, 1])
+    model = TaskModel(attach(tiny_encoder(), PrefixConfig(method="apt", prefix_len=[3, 2, 0], attention_dropout=0.2)),
+                      "classification", label_names=["a", "b"])
+    randomize_adapter(model, std=0.3)
+    model.train()  # dropout on: prefix, attention, hidden, head
+    with dropout_implementation(impl):
+        loss_plain, plain = _grads(model, ids, mask, types, labels, seed=5)
+        model.encoder.gradient_checkpointing_enable()
+        loss_ckpt, ckpt = _grads(model, ids, mask, types, labels, seed=5)
+        model.encoder.gradient_checkpointing_disable()
+        _, other_seed = _grads(model, ids, mask, types, labels, seed=6)
+    assert loss_plain == loss_ckpt
+    for name in plain:
+        assert (plain[name] - ckpt[name]).abs().max() < 1e-6, name
+    assert any((plain[n] - other_seed[n]).abs().max() > 1e-6 for n in plain)  # dropout really is on
+
+
+def test_recompute_dropout_trains_like_sdpa_in_expectation():
+    """Both implementations draw independent masks at rate p: the same model, many seeds, similar mean loss."""
+    ids, mask, types = padded_batch()
+    labels = torch.tensor([0, 1, 1])
+    model = TaskModel(attach(tiny_encoder(), PrefixConfig(method="apt", prefix_len=3, attention_dropout=0.3)),
+                      "classification", label_names=["a", "b"])
+    randomize_adapter(model, std=0.3)
+    model.train()
+    means = {}
+    for impl in ("sdpa", "recompute"):
+        with dropout_implementation(impl):
+            means[impl] = torch.stack([_grads(model, ids, mask, types, labels, seed=s)[0] for s in range(40)]).mean()
+    assert abs(float(means["sdpa"] - means["recompute"])) < 0.05
