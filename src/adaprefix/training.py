@@ -252,7 +252,7 @@ def decode(task: Task, examples: list, features: list[Feature], logits: dict[int
     return preds
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_logits(model: TaskModel, features: list[Feature], collator: Collator, batch_size: int,
                    accelerator: Accelerator | None = None, mixed_precision: str = "no",
                    progress: bool = False) -> dict[int, torch.Tensor]:
