@@ -121,7 +121,8 @@ def _study(spec: SweepSpec):
     else:
         sampler = optuna.samplers.TPESampler(seed=0)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1) if spec.prune else optuna.pruners.NopPruner()
-    return optuna.create_study(study_name=STUDY_NAME, storage=_storage(spec), sampler=sampler, pruner=pruner,
+    # One study per sweep folder name, so one shared database can hold several sweeps.
+    return optuna.create_study(study_name=f"{STUDY_NAME}-{Path(spec.output).resolve().name}", storage=_storage(spec), sampler=sampler, pruner=pruner,
                                direction="maximize", load_if_exists=True)
 
 
