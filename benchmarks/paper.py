@@ -16,8 +16,9 @@ Phases (each a list of sweeps; every sweep resumes where it stopped, finished ru
 * ``gates``: ``adaprefix probe`` on the first-seed APT run of each task (COPA, CoNLL04, RTE, CB).
 
 ``--collect DIR`` copies every results.json (no checkpoints) to DIR/<phase>/<sweep>/<run>.json, probe outputs
-beside them, and rebuilds DIR/<phase>/<sweep>.md with ``adaprefix report``. Few-shot (a K-per-class dev split
-drawn from train) is not in this script yet.
+beside them, and rebuilds DIR/<phase>/<sweep>.md with ``adaprefix report``.
+* ``fewshot``: K = 16 and 32 per class on CB, RTE, WiC, COPA and CoNLL04, PT2 / APT / FT, five draws; the epoch
+  is chosen on K per class drawn from train, disjoint from the training draw (``--shots-dev``).
 """
 
 from __future__ import annotations
@@ -122,6 +123,18 @@ class Protocol:
             self.sweep("ablations", f"{task}-pt2-star", task, "prefix", [], seeds,
                        ["--lr", str(best["lr"]), "--prefix-plan", str(plan)])
 
+    def fewshot(self, tasks: list[str]) -> None:
+        """K = 16 and 32 per class (sentences for NER), five draws (seeds); the epoch is chosen on K per class
+        drawn from train, disjoint from the training draw (--shots-dev), and the official dev score at that
+        epoch is reported: stricter than the common practice of choosing on the full dev set."""
+        for task in [t for t in ("cb", "rte", "wic", "copa", "conll04") if t in tasks]:
+            for shots in (16, 32):
+                for method in ("prefix", "apt", "finetune"):
+                    best = self.chosen(self.out / "main" / f"{task}-{method}-lr", method)
+                    point = ["--lr", str(best["lr"])] if best else []
+                    self.sweep("fewshot", f"{task}-k{shots}-{method}", task, method, [], SEEDS_SMALL,
+                               [*point, "--shots", str(shots), "--shots-dev"])
+
     def probe(self, run: Path, split: str) -> Path:
         out = run / f"probe-{split}"
         if not (out / "plan.json").is_file() and not self.ns.dry_run:
@@ -162,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", default="runs/paper", help="where sweeps and runs go (default: runs/paper)")
     p.add_argument("--model", default="minilm", help="packaged name, folder or hub id (default: minilm)")
     p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
-    p.add_argument("--phase", nargs="+", default=["defaults", "main", "ablations", "gates"],
-                   choices=["defaults", "main", "ablations", "gates"])
+    p.add_argument("--phase", nargs="+", default=["defaults", "main", "ablations", "fewshot", "gates"],
+                   choices=["defaults", "main", "ablations", "fewshot", "gates"])
     p.add_argument("--tasks", nargs="+", default=MAIN_TASKS)
     p.add_argument("--collect", metavar="DIR", help="copy results.json files and rebuild tables in DIR, then stop")
     p.add_argument("--dry-run", action="store_true", help="print the sweeps without running them")

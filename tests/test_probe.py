@@ -165,3 +165,23 @@ def test_probe_then_pt2_star_and_pt2_plus_through_the_cli(tmp_path, capsys):
     assert main(["train", "--task", "cb", "--method", "prefix", "--prefix-len", "4", "--match-params", str(apt),
                  "--output", str(tmp_path / "x"), *quick]) == 2
     assert "contradicts" in capsys.readouterr().err
+
+
+@needs_data
+def test_few_shot_selection_split_is_disjoint_and_chooses_the_epoch(tmp_path):
+    from adaprefix.cli import main
+    from adaprefix.tasks import get_task
+
+    run = tmp_path / "fs"
+    assert main(["train", "--task", "cb", "--shots", "4", "--shots-dev", "--data-dir", str(SHARED_DATA),
+                 "--limit-eval", "8", "--batch-size", "8", "--no-progress", "--max-length", "48", "--epochs", "3",
+                 "--output", str(run)]) == 0
+    results = json.loads((run / "results.json").read_text())
+    train_drawn, select_drawn = set(results["few_shot_drawn"]), set(results["few_shot_select_drawn"])
+    assert len(train_drawn) == 12 and len(select_drawn) == 12 and not train_drawn & select_drawn
+    labels = [get_task("cb").load("train", SHARED_DATA)[i].label for i in sorted(select_drawn)]
+    assert sorted(labels.count(x) for x in set(labels)) == [4, 4, 4]  # K per class
+    epochs = results["epochs"]
+    chosen = max(range(len(epochs)), key=lambda i: (epochs[i]["select"]["accuracy"], -i))
+    assert results["best_epoch"] == chosen + 1  # chosen on the selection split, the first of ties
+    assert results["best"]["val"] == epochs[chosen]["val"] and results["selected_on"].startswith("select")

@@ -72,6 +72,9 @@ def add_train_options(t: argparse.ArgumentParser, sweep: bool = False) -> None:
     t.add_argument("--gradient-checkpointing", action="store_true",
                    help="recompute each layer in backward instead of keeping activations (less memory, more time)")
     t.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clipping, 0 = off (default: 1.0)")
+    t.add_argument("--shots-dev", action="store_true",
+                   help="few-shot: choose the epoch on K per class drawn from train (disjoint from the training "
+                        "draw) instead of the official dev set; the dev score at that epoch is reported")
     t.add_argument("--early-stop", type=int, metavar="N", help="stop after N epochs without a better val score")
     t.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"],
                    help="accelerate's mixed precision: no (default), bf16 (CPU or GPU), fp16 (GPU, with gradient scaling)")
@@ -297,7 +300,7 @@ def train_args_from(ns: argparse.Namespace):
         eval_batch_size=ns.eval_batch_size, seed=ns.seeds[0] if sweep else ns.seed, max_length=ns.max_length,
         token_gate=False if ns.no_token_gate else None, layer_gate=False if ns.no_layer_gate else None,
         gate_pooling=ns.gate_pooling, token_gate_bias=ns.token_gate_bias, prefix_projection=ns.prefix_projection, attention_dropout=ns.attention_dropout,
-        shots=ns.shots, early_stop=ns.early_stop, mixed_precision=mixed_precision(ns), resume=getattr(ns, "resume", True),
+        shots=ns.shots, shots_dev=ns.shots_dev, early_stop=ns.early_stop, mixed_precision=mixed_precision(ns), resume=getattr(ns, "resume", True),
         limit_train=ns.limit_train, limit_eval=ns.limit_eval, progress=not ns.no_progress,
         grad_clip=ns.grad_clip, gradient_checkpointing=ns.gradient_checkpointing, custom=custom_spec(ns), metric=ns.metric, class_weights=ns.class_weights, report_to=ns.report_to,
     )

@@ -81,6 +81,7 @@ class TrainArgs:
     prefix_projection: bool = False
     attention_dropout: float | None = None
     shots: int | None = None
+    shots_dev: bool = False  # few-shot: choose the epoch on K per class drawn from train (disjoint), not on val
     early_stop: int | None = None  # patience in epochs on the selection metric
     mixed_precision: str = "no"  # no | bf16 | fp16 (accelerate's; fp16 with its gradient scaler, GPU only)
     resume: bool = False
@@ -120,6 +121,8 @@ class TrainArgs:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1 when given, got {value}")
+        if self.shots_dev and not self.shots:
+            raise ValueError("--shots-dev draws a selection split of K per class: it needs --shots K")
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"--lr must be a positive number, got {self.lr}")
         if self.max_length is not None and self.max_length < 8:
@@ -315,6 +318,9 @@ class RunData:
     collator: Collator
     few_shot_drawn: list | None = None
     truncated: dict = field(default_factory=dict)  # split -> examples cut by max_length
+    select_examples: list | None = None  # few-shot selection split (--shots-dev): chooses the epoch
+    select_features: list[Feature] | None = None
+    select_drawn: list | None = None
 
     def digest(self) -> str:
         """Identifies the training data by content (token ids and labels), for --resume."""
@@ -337,16 +343,24 @@ def load_run_data(args: TrainArgs, task: Task, tokenizer) -> RunData:
     if args.limit_eval:
         val_ex = val_ex[: args.limit_eval]
         test_ex = test_ex[: args.limit_eval] if test_ex is not None else None
-    drawn = None
+    drawn = select_ex = select_drawn = None
     if args.shots:
-        train_ex, drawn = sample_few_shot(train_ex, args.shots, args.seed)
+        full_train = train_ex
+        train_ex, drawn = sample_few_shot(full_train, args.shots, args.seed)
+        if args.shots_dev:
+            from .tasks.fewshot import few_shot_dev_split
+
+            select_ex, select_drawn = few_shot_dev_split(full_train, drawn, args.shots, args.seed)
+            if not select_ex:
+                raise ValueError(f"--shots-dev: no training examples left beside the {len(drawn)} drawn for training")
     if not train_ex:
         raise ValueError(f"{task.name}: no training examples left (check --limit-train / --shots / the train file)")
-    splits = {"train": train_ex, "val": val_ex, **({"test": test_ex} if test_ex is not None else {})}
+    splits = {"train": train_ex, "val": val_ex, **({"test": test_ex} if test_ex is not None else {}),
+              **({"select": select_ex} if select_ex is not None else {})}
     features = {name: encode(ex, tokenizer, task.label_names, args.max_length) for name, ex in splits.items()}
     truncated = {name: count_truncated(splits[name], features[name], tokenizer, args.max_length) for name in splits}
     return RunData(train_ex, val_ex, test_ex, features["train"], features["val"], features.get("test"),
-                   Collator(tokenizer.pad_token_id), drawn, truncated)
+                   Collator(tokenizer.pad_token_id), drawn, truncated, select_ex, features.get("select"), select_drawn)
 
 
 # ---------------------------------------------------------------- model and optimiser
@@ -518,7 +532,11 @@ def train_epoch(model, raw_model: TaskModel, data: RunData, steps: list[list[lis
 
 def evaluate_epoch(task: Task, raw_model: TaskModel, data: RunData, args: TrainArgs,
                    accelerator: Accelerator) -> dict:
-    record = {"val": evaluate(task, raw_model, data.val_examples, data.val_features, data.collator,
+    record = {}
+    if data.select_features is not None:
+        record["select"] = evaluate(task, raw_model, data.select_examples, data.select_features, data.collator,
+                                    args.eval_batch_size, accelerator, args.mixed_precision)[0]
+    record |= {"val": evaluate(task, raw_model, data.val_examples, data.val_features, data.collator,
                               args.eval_batch_size, accelerator, args.mixed_precision)[0]}
     if data.test_features is not None:
         record["test"] = evaluate(task, raw_model, data.test_examples, data.test_features, data.collator,
@@ -618,7 +636,8 @@ def train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None = None) 
         record = {"epoch": epoch + 1, "train_loss": loss, "train_examples_seen": seen,
                   **evaluate_epoch(task, raw_model, data, args, accelerator), "lr": optimiser.param_groups[0]["lr"]}
         progress.history.append(record)
-        improved = progress.best is None or record["val"][selection] > progress.best["val"][selection]
+        chooser = "select" if "select" in record else "val"  # few-shot runs choose on their own split
+        improved = progress.best is None or record[chooser][selection] > progress.best[chooser][selection]
         if improved:
             progress.best = record
         if main:
@@ -683,8 +702,12 @@ def run_results(args: TrainArgs, task: Task, model: TaskModel, data: RunData, pr
         "config": model.encoder.config.to_dict(), "prefix_lengths": model.encoder.lengths,
         "prefix_source": args.prefix_source, "train_args": _jsonable(args),
         "epochs": progress.history, "best_epoch": best["epoch"],
-        "best": {"val": best["val"], **({"test": best["test"]} if "test" in best else {})},
+        "best": {"val": best["val"], **({"test": best["test"]} if "test" in best else {}),
+                 **({"select": best["select"]} if "select" in best else {})},
         "selection_metric": f"val.{selection}",
+        "selected_on": "select (K per class from train, disjoint from the training draw)" if data.select_features
+        is not None else "val",
+        "few_shot_select_drawn": data.select_drawn,
         "trainable_params": model.count_trainable(),
         "trainable_params_without_head": model.count_trainable(include_head=False),
         "train_examples": len(data.train_examples), "truncated": data.truncated,

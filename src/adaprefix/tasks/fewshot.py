@@ -9,25 +9,33 @@ from collections import defaultdict
 from .records import PairExample, TokenExample
 
 
-def sample_few_shot(examples: list, shots: int, seed: int) -> tuple[list, list[int]]:
+def sample_few_shot(examples: list, shots: int, seed: int, exclude: frozenset[int] = frozenset()) -> tuple[list, list[int]]:
+    """K per class (K questions for MultiRC, K sentences for NER) drawn with ``seed``, never from ``exclude``."""
     if shots < 1:
         raise ValueError(f"--shots must be >= 1, got {shots}")
     rng = random.Random(seed)
+    pool = [i for i in range(len(examples)) if i not in exclude]
     if isinstance(examples[0], TokenExample):
-        drawn = sorted(rng.sample(range(len(examples)), min(shots, len(examples))))
+        drawn = sorted(rng.sample(pool, min(shots, len(pool))))
     elif isinstance(examples[0], PairExample) and examples[0].group is not None:  # MultiRC: K questions
         by_group: dict[str, list[int]] = defaultdict(list)
-        for i, ex in enumerate(examples):
-            by_group[ex.group].append(i)
+        for i in pool:
+            by_group[examples[i].group].append(i)
         groups = sorted(by_group)
         chosen = rng.sample(groups, min(shots, len(groups)))
         drawn = sorted(i for g in chosen for i in by_group[g])
     else:
         by_label: dict[object, list[int]] = defaultdict(list)
-        for i, ex in enumerate(examples):
-            by_label[ex.label].append(i)
+        for i in pool:
+            by_label[examples[i].label].append(i)
         drawn = sorted(i for label in sorted(by_label, key=str) for i in rng.sample(by_label[label], min(shots, len(by_label[label]))))
     return [examples[i] for i in drawn], drawn
 
 
-__all__ = ["sample_few_shot"]
+def few_shot_dev_split(examples: list, drawn: list[int], shots: int, seed: int) -> tuple[list, list[int]]:
+    """A K-per-class selection split from the training file, disjoint from the training draw ``drawn``:
+    what a real few-shot user has for choosing the epoch (the official dev set is not theirs to use)."""
+    return sample_few_shot(examples, shots, seed * 7919 + 1, exclude=frozenset(drawn))
+
+
+__all__ = ["few_shot_dev_split", "sample_few_shot"]
