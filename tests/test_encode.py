@@ -69,3 +69,27 @@ def test_few_shot_per_class_per_question_and_sentences():
     assert len({e.group for e in sample}) == 2 and len(sample) == 6
     sentences = [TokenExample(i, ["w"], ["O"]) for i in range(10)]
     assert len(sample_few_shot(sentences, 3, seed=0)[0]) == 3
+
+
+def test_long_pairs_encode_like_the_tokenizers_own_truncation():
+    """encode_pairs (cut long sides first, linear time) keeps exactly the tokens the tokenizer's own
+    longest_first truncation keeps, for pairs long on both sides, one side, and neither."""
+    import random
+
+    from transformers import AutoTokenizer
+
+    from adaprefix.tasks.encode import encode_pairs
+    from conftest import minilm_path
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    rng = random.Random(0)
+    words = ["alpha", "beta", "unbelievably", "x", "tokenisation", "the", "a", "zebra", "42", "naïve"]
+    texts_a, texts_b = [], []
+    for n_a, n_b in [(300, 300), (500, 40), (40, 500), (10, 10), (200, 160), (161, 199), (0, 300), (1000, 999)]:
+        texts_a.append(" ".join(rng.choice(words) for _ in range(n_a)))
+        texts_b.append(" ".join(rng.choice(words) for _ in range(n_b)))
+    for max_length in (31, 64, 128):
+        ours = encode_pairs(tokenizer, texts_a, texts_b, max_length)
+        theirs = tokenizer(texts_a, texts_b, truncation=True, max_length=max_length, return_token_type_ids=True)
+        assert ours["input_ids"] == theirs["input_ids"]
+        assert ours["token_type_ids"] == theirs["token_type_ids"]

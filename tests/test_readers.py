@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from adaprefix.tasks import DataError, get_task
-from adaprefix.tasks.ner import read_conll_columns, read_spert_json, CONLL03_LABELS, CONLL04_LABELS, ONTONOTES_LABELS
+from adaprefix.tasks.ner import (CONLL03_LABELS, CONLL04_LABELS, ONTONOTES_LABELS, parse_token_record, read_conll_columns,
+                                 read_spert_json)
 from adaprefix.tasks.superglue import read_superglue
 from conftest import SHARED_DATA
 
@@ -122,11 +123,46 @@ def test_conll04_spert_reader(tmp_path):
     assert recs[0].tags == ["B-Peop", "I-Peop", "I-Peop", "O", "B-Peop", "O"]
     data[0]["entities"].append({"type": "Animal", "start": 3, "end": 4})
     (tmp_path / "bad.json").write_text(json.dumps(data))
-    with pytest.raises(DataError, match="sentence 0: unknown entity types"):
+    with pytest.raises(DataError, match=r"bad.json:1:2: sentence 0: entities\[2\]: unknown entity type .Animal.; expected one of"):
         read_spert_json(tmp_path / "bad.json", CONLL04_LABELS)
     (tmp_path / "broken.json").write_text('[{"tokens": ["a"],\n "entities": [}]')
     with pytest.raises(DataError, match=r"broken.json:2: malformed JSON"):
         read_spert_json(tmp_path / "broken.json", CONLL04_LABELS)
+
+
+def test_bom_line_ends_and_unicode_separators(tmp_path):
+    # a UTF-8 BOM is dropped; \r\n and \r end lines; U+2028 and U+0085 inside a JSON string do not
+    row = {"premise": "a\u2028b\x85c", "hypothesis": "h", "label": "neutral", "idx": 0}
+    text = "\ufeff" + json.dumps(row, ensure_ascii=False) + "\r\n\r\n" + json.dumps(row) + "\r" + '{"premise": 1}\n'
+    (tmp_path / "x.jsonl").write_bytes(text.encode("utf-8"))
+    with pytest.raises(DataError, match=r"x.jsonl:4: field 'premise' should be a string, got a number 1"):
+        read_superglue("cb", tmp_path / "x.jsonl", True)
+    (tmp_path / "x.jsonl").write_bytes(text.rsplit("{", 1)[0].encode("utf-8"))
+    assert [r.text_a for r in read_superglue("cb", tmp_path / "x.jsonl", True)] == ["a\u2028b\x85c"] * 2
+    (tmp_path / "c.txt").write_bytes("\ufeffEU NNP B-NP B-ORG\r\nrejects VBZ B-VP O\r\n\r\nPeter NNP B-NP B-PER\r\n".encode())
+    recs = read_conll_columns(tmp_path / "c.txt", CONLL03_LABELS, 4, None)
+    assert [r.words for r in recs] == [["EU", "rejects"], ["Peter"]] and recs[1].meta["line"] == 4
+
+
+def test_spert_errors_give_line_column_and_sentence(tmp_path):
+    ok = {"tokens": ["a", "b"], "entities": [{"type": "Loc", "start": 0, "end": 1}]}
+    bad = {"tokens": ["a", "b"], "entities": [{"type": "Loc", "start": 1, "end": True}]}
+    (tmp_path / "d.json").write_text("[\n" + json.dumps(ok) + ",\n  " + json.dumps(ok) + ", " + json.dumps(bad) + "\n]")
+    with pytest.raises(DataError, match=r"d.json:3:\d+: sentence 2: entities\[0\]: 'start' and 'end' should be integers, got 1 and True"):
+        read_spert_json(tmp_path / "d.json", CONLL04_LABELS)
+
+
+def test_predict_token_records():
+    assert parse_token_record({"tokens": ["a", ""]}, "in.jsonl", 4).idx == 4
+    empty = parse_token_record({"tokens": [], "idx": "q7"}, "in.jsonl", 5)
+    assert (empty.idx, empty.words, empty.tags) == ("q7", [], None)
+    assert parse_token_record({"tokens": ["a"]}, "records[0]", None, default_idx=1).idx == 1  # serve: place in request
+    with pytest.raises(DataError, match=r"^in.jsonl:4: tokens\[1\] should be a string, got a number 7$"):
+        parse_token_record({"tokens": ["John", 7, None]}, "in.jsonl", 4)
+    with pytest.raises(DataError, match=r"^records\[2\]: field 'tokens' should be a list of strings, got a string 'John'$"):
+        parse_token_record({"tokens": "John"}, "records[2]", None)
+    with pytest.raises(DataError, match=r"^in.jsonl:1: expected a JSON object with a 'tokens' list, got an array"):
+        parse_token_record(["John"], "in.jsonl", 1)
 
 
 def test_missing_train_file_is_clear(tmp_path):

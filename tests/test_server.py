@@ -129,7 +129,7 @@ def test_adapters_and_health(client):
         ({"adapter": "copa", "records": [{"premise": "a", "question": "why", "choice1": "b", "choice2": "c"}]},
          422, "field 'question'"),
         ({"adapter": "ner", "records": [{"tokens": "jim ran"}]}, 422, "field 'tokens' should be a list"),
-        ({"adapter": "ner", "records": [{"tokens": ["jim", 3]}]}, 422, "non-empty list of strings"),
+        ({"adapter": "ner", "records": [{"tokens": ["jim", 3]}]}, 422, "tokens[1] should be a string"),
         ({"adapter": "cb", "records": ["not an object"]}, 422, "records"),
         ({"adapter": "cb", "records": []}, 422, "records"),
         ({"records": RECORDS["cb"]}, 422, "adapter"),

@@ -14,6 +14,7 @@ from ..adapter_io import CONFIG_FILE, load_adapter, read_adapter_config
 from ..model import TaskModel
 from ..tasks import DataError, Task, TokenExample, get_task
 from ..tasks.encode import Collator, encode
+from ..tasks.ner import parse_token_record
 from ..tasks.superglue import PARSERS, Row, read_jsonl
 from ..training import decode, evaluate, load_backbone, predict_logits
 
@@ -82,13 +83,7 @@ def read_records(task: Task, path: Path) -> list:
         return read_custom_records(task, path)
     rows = read_jsonl(path)
     if task.family == "ner":
-        out = []
-        for lineno, obj in rows:
-            tokens = Row(obj, str(path), lineno).get("tokens", list)
-            if not tokens or not all(isinstance(t, str) for t in tokens):
-                raise DataError(path, lineno, "field 'tokens' should be a non-empty list of strings")
-            out.append(TokenExample(obj.get("idx", lineno), tokens))
-        return out
+        return [parse_token_record(obj, path, lineno) for lineno, obj in rows]
     parse = PARSERS[task.name]
     return [ex for lineno, obj in rows for ex in parse(Row(obj, str(path), lineno), False)]
 
@@ -112,6 +107,11 @@ def predict_records(task: Task, tokenizer, model: TaskModel, examples: list, max
 
 
 def predict_file(path, input_path, output_path, task_name, model, batch_size) -> int:
+    adapter_dir = resolve_adapter_dir(path)
+    extra = read_adapter_config(adapter_dir).get("extra", {})
+    name = task_name or extra.get("task")
+    if name:  # a bad input file is refused before the model loads
+        read_records(task_of_adapter(extra, name, adapter_dir), Path(input_path))
     task, tokenizer, loaded, max_length, _ = load_for_serving(path, task_name, model)
     examples = read_records(task, Path(input_path))
     results = predict_records(task, tokenizer, loaded, examples, max_length, batch_size)

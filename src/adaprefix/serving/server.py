@@ -54,6 +54,7 @@ from ..tasks import DataError, Task, TokenExample, get_task
 from ..tasks.superglue import PARSERS, Row
 from ..training import load_backbone
 from .multi import MultiAdapterModel
+from ..tasks.ner import parse_token_record
 from .predict import predict_records, resolve_adapter_dir
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -354,11 +355,8 @@ def parse_records(task: Task, records: list[dict]) -> list:
     for i, obj in enumerate(records):
         row = Row(obj, f"records[{i}]", None)
         if task.head == "token_classification":
-            tokens = row.get("tokens", list)
-            if not tokens or not all(isinstance(t, str) for t in tokens):
-                raise DataError(f"records[{i}]", None, "field 'tokens' should be a non-empty list of strings")
             # Without an idx, predict numbers a record by its line; here by its 1-based place in the request.
-            out.append(TokenExample(obj.get("idx", i + 1), tokens))
+            out.append(parse_token_record(obj, f"records[{i}]", None, default_idx=i + 1))
         else:
             out.extend(PARSERS[task.name](row, False))
     return out
