@@ -18,7 +18,7 @@ def test_two_crash_trials_end_identical_to_an_uninterrupted_run(tmp_path):
     crash = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(crash)
     out = tmp_path / "crash.json"
-    code = crash.main(["--trials", "2", "--kills", "2", "--seed", "1", "--data-dir", str(SHARED_DATA), "--json", str(out)])
+    code = crash.main(["--trials", "2", "--kills", "1", "--seed", "1", "--data-dir", str(SHARED_DATA), "--json", str(out)])
     import json
 
     summary = json.loads(out.read_text())
