@@ -56,7 +56,10 @@ def task_of_adapter(extra: dict, task_name: str, where: Path) -> Task:
         except (TypeError, ValueError) as err:
             raise ValueError(f"{where}: bad custom task definition ({err})") from None
         return build_custom_task(spec, labels=extra.get("labels"))
-    return get_task(task_name)
+    try:
+        return get_task(task_name)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
 
 
 def default_device() -> torch.device:
