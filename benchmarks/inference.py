@@ -25,12 +25,16 @@ def main() -> None:
     p.add_argument("--prefix-len", type=int, default=16)
     p.add_argument("--steps", type=int, default=15)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--json")
     ns = p.parse_args()
     import torch
     from transformers import AutoModel
 
     from adaprefix import PrefixConfig, TaskModel, attach, packaged_model_path
+
+    if ns.threads:
+        torch.set_num_threads(ns.threads)
 
     encoder = AutoModel.from_pretrained(packaged_model_path("minilm")).eval()
     models = {
