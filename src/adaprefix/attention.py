@@ -23,19 +23,20 @@ import torch.nn.functional as F
 
 # How attention dropout is computed while training: "recompute" keeps only q, k, v and a seed for backward and
 # recomputes the probabilities there (no B x H x n x (l+n) tensors kept per layer); "sdpa" lets
-# scaled_dot_product_attention do it (on CPU its math path keeps three such tensors per layer).
-_DROPOUT_IMPL = {"impl": "recompute"}
+# scaled_dot_product_attention do it (on CPU its math path keeps three such tensors per layer; on GPUs its fused
+# kernels handle dropout without them). "auto": recompute on CPU, sdpa elsewhere (BENCHMARKS.md).
+_DROPOUT_IMPL = {"impl": "auto"}
 
 
 @contextlib.contextmanager
 def dropout_implementation(impl: str):
-    """Choose how attention dropout is computed inside the block: "recompute" (default) or "sdpa".
+    """Choose how attention dropout is computed inside the block: "auto" (default), "recompute" or "sdpa".
 
     >>> with dropout_implementation("sdpa"):
     ...     pass
     """
-    if impl not in ("recompute", "sdpa"):
-        raise ValueError(f"dropout implementation must be 'recompute' or 'sdpa', got {impl!r}")
+    if impl not in ("auto", "recompute", "sdpa"):
+        raise ValueError(f"dropout implementation must be 'auto', 'recompute' or 'sdpa', got {impl!r}")
     before = _DROPOUT_IMPL["impl"]
     _DROPOUT_IMPL["impl"] = impl
     try:
@@ -91,7 +92,10 @@ class RecomputedDropoutAttention(torch.autograd.Function):
 def _attend(q, k, v, attn_mask, dropout_p: float) -> torch.Tensor:
     """(B x H x n x dh) attention; dropout through RecomputedDropoutAttention when it is on and gradients flow."""
     needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
-    if dropout_p > 0 and needs_grad and _DROPOUT_IMPL["impl"] == "recompute":
+    impl = _DROPOUT_IMPL["impl"]
+    if impl == "auto":
+        impl = "recompute" if q.device.type == "cpu" else "sdpa"
+    if dropout_p > 0 and needs_grad and impl == "recompute":
         # the seed comes from torch's generator: set_seed and checkpoint recomputation reproduce it
         seed = int(torch.randint(0, 2**62, (1,)).item())
         return RecomputedDropoutAttention.apply(q, k, v, attn_mask, dropout_p, seed)
