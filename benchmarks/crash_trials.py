@@ -56,17 +56,23 @@ def trial(index: int, reference: dict, data: Path, kills: int, max_delay: float,
           workdir: Path) -> dict:
     run = workdir / f"trial-{index}"
     hits = []
-    for _ in range(kills):
+    for attempt in range(kills):
         proc = subprocess.Popen(train_cmd(run, data), env=env(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         delay = rng.uniform(1.0, max_delay)
-        try:
-            proc.wait(timeout=delay)
+        # every other kill waits for an atomic write to be under way (a temp file or folder appears) and kills
+        # on sight: random delays alone almost never land inside the few milliseconds a write takes
+        on_write = attempt % 2 == 1
+        t0 = time.time()
+        while proc.poll() is None and time.time() - t0 < delay * (3 if on_write else 1):
+            if on_write and any(run.glob(".*.tmp-*")):
+                break
+            time.sleep(0.0005 if on_write else 0.05)
+        if proc.poll() is not None:
             break  # finished before the kill
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            hits.append({"after_s": round(delay, 2), "moment": moment(run)})
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        hits.append({"after_s": round(time.time() - t0, 3), "aimed_at_write": on_write, "moment": moment(run)})
     done = subprocess.run(train_cmd(run, data), env=env(), capture_output=True, text=True)
     if done.returncode != 0:
         return {"trial": index, "kills": hits, "ok": False, "error": done.stderr[-1500:]}
