@@ -83,3 +83,19 @@ def test_recompute_dropout_trains_like_sdpa_in_expectation():
         with dropout_implementation(impl):
             means[impl] = torch.stack([_grads(model, ids, mask, types, labels, seed=s)[0] for s in range(40)]).mean()
     assert abs(float(means["sdpa"] - means["recompute"])) < 0.05
+
+
+def test_recomputed_dropout_passes_the_score_bias_gradient():
+    """A float mask carrying a learnable score bias (MPNet, DeBERTa) gets the math path's gradient."""
+    torch.manual_seed(1)
+    b, h, n, m, dh, p, seed = 2, 2, 4, 6, 4, 0.2, 99
+    q, k, v = (torch.randn(b, h, x, dh, requires_grad=True) for x in (n, m, m))
+    bias = torch.randn(1, h, n, m, requires_grad=True)
+    out = RecomputedDropoutAttention.apply(q, k, v, bias, p, seed)
+    grad_out = torch.randn_like(out)
+    (got,) = torch.autograd.grad(out, (bias,), grad_out)
+    keep = dropout_keep_mask((b, h, n, m), p, seed, q.device)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(dh) + bias
+    ref = (scores.softmax(-1) * keep / (1 - p)) @ v
+    (want,) = torch.autograd.grad(ref, (bias,), grad_out)
+    assert got.shape == bias.shape and (got - want).abs().max() < 1e-5 and want.abs().max() > 1e-3

@@ -84,14 +84,23 @@ class RecomputedDropoutAttention(torch.autograd.Function):
         grad_v = (probs * kept).to(grad_out.dtype).transpose(-1, -2) @ grad_out
         grad_probs = (grad_out @ v.transpose(-1, -2)).float() * kept
         del kept
-        grad_scores = probs * (grad_probs - (grad_probs * probs).sum(-1, keepdim=True))
-        grad_scores = (grad_scores * (1.0 / math.sqrt(q.shape[-1]))).to(q.dtype)
-        return grad_scores @ k, grad_scores.transpose(-1, -2) @ q, grad_v, None, None, None
+        grad_logits = probs * (grad_probs - (grad_probs * probs).sum(-1, keepdim=True))  # d/d(scores + mask)
+        grad_mask = None
+        if attn_mask is not None and attn_mask.dtype != torch.bool and ctx.needs_input_grad[3]:
+            # a float mask carrying a score bias (MPNet, DeBERTa) may need its gradient: sum its broadcast dims
+            grad_mask = grad_logits
+            for dim, size in enumerate(attn_mask.shape):
+                if size == 1 and grad_mask.shape[dim] != 1:
+                    grad_mask = grad_mask.sum(dim, keepdim=True)
+            grad_mask = grad_mask.to(attn_mask.dtype)
+        grad_scores = (grad_logits * (1.0 / math.sqrt(q.shape[-1]))).to(q.dtype)
+        return grad_scores @ k, grad_scores.transpose(-1, -2) @ q, grad_v, grad_mask, None, None
 
 
 def _attend(q, k, v, attn_mask, dropout_p: float) -> torch.Tensor:
     """(B x H x n x dh) attention; dropout through RecomputedDropoutAttention when it is on and gradients flow."""
-    needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+    needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad
+                                              or (attn_mask is not None and attn_mask.requires_grad))
     impl = _DROPOUT_IMPL["impl"]
     if impl == "auto":
         impl = "recompute" if q.device.type == "cpu" else "sdpa"
