@@ -17,10 +17,12 @@ and some purely random bytes.
 
 from __future__ import annotations
 
+import atexit
 import copy
 import inspect
 import json
 import os
+import shutil
 import tempfile
 from collections import Counter
 from functools import lru_cache
@@ -42,6 +44,7 @@ FULL_CASES = int(os.environ.get("ADAPREFIX_FUZZ_CASES", "10000"))
 SUPERGLUE = ["boolq", "cb", "copa", "rte", "wic", "wsc", "multirc"]
 READERS = [*SUPERGLUE, "conll03", "ontonotes", "conll04", "predict-superglue", "predict-ner"]
 WORK = Path(tempfile.mkdtemp(prefix="adaprefix-fuzz-"))
+atexit.register(shutil.rmtree, WORK, True)  # the generated files go with the test session
 STATS: dict[str, Counter] = {r: Counter() for r in READERS}
 
 # ---------------------------------------------------------------- values
