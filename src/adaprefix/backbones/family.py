@@ -8,6 +8,17 @@ its output equals the HF forward (see tests/test_encoder.py).
 The encoder (``AdaptedEncoder``) owns everything method-specific: it computes each layer's gates from the layer
 input and hands the family a ready (possibly per-row, gate-scaled) prefix. A family only embeds, runs one layer
 with extra keys/values in front, and pools.
+
+Rules the families here follow (bert.py, mpnet.py, deberta.py):
+
+* ``embed`` may ignore ``token_type_ids`` (MPNet has none).
+* ``prepare`` gets the attention mask and may carry it in its context (DeBERTa's conv layer needs it).
+* Relative-position terms go through ``gated_prefix_attention(score_bias=...)`` only: they apply to real keys,
+  prefix columns take the plain content score (docs/spec-relative-positions.md).
+* A family whose score scale is not 1/sqrt(d_h) pre-scales the query (DeBERTa: 1/sqrt(d_h * s)).
+* Tests a new family needs: equality with the HF forward at prefix length 0 on a padded batch; a written-out
+  softmax showing what prefix columns get; a padded batch equal to each example alone; training that changes
+  only the adapter (see tests/test_mpnet.py, tests/test_deberta.py).
 """
 
 from __future__ import annotations
