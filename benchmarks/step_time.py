@@ -58,8 +58,8 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def build_step(variant: str, encoder, prefix_len: int, batch: int, seq: int):
-    """A closure doing one training step of ``variant``, and its trainable parameter count."""
+def build_step(variant: str, encoder, prefix_len: int, batch: int, seq: int, device: str = "cpu"):
+    """A closure doing one training step of ``variant`` on ``device``, and its trainable parameter count."""
     import torch
     from torch import nn
 
@@ -67,18 +67,19 @@ def build_step(variant: str, encoder, prefix_len: int, batch: int, seq: int):
 
     torch.manual_seed(0)
     bf16 = variant.endswith("-bf16")
-    if variant == "peft-prefix":
+    if variant.startswith("peft-prefix"):
         from peft import PrefixTuningConfig, TaskType, get_peft_model
 
         peft_model = get_peft_model(
             encoder, PrefixTuningConfig(task_type=TaskType.FEATURE_EXTRACTION, num_virtual_tokens=prefix_len)
         )
         head = nn.Sequential(nn.Dropout(0.1), nn.Linear(encoder.config.hidden_size, 3))
-        peft_model.train(), head.train()
+        peft_model.to(device).train(), head.to(device).train()
 
         def loss_fn(ids, mask, labels):
-            pooled = peft_model(input_ids=ids, attention_mask=mask).pooler_output
-            return nn.functional.cross_entropy(head(pooled), labels)
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+                pooled = peft_model(input_ids=ids, attention_mask=mask).pooler_output
+                return nn.functional.cross_entropy(head(pooled).float(), labels)
 
         params = [p for p in peft_model.parameters() if p.requires_grad] + list(head.parameters())
     else:
@@ -87,21 +88,22 @@ def build_step(variant: str, encoder, prefix_len: int, batch: int, seq: int):
         method = variant.split("-")[0]
         config = PrefixConfig(method=method, prefix_len=prefix_len,
                               attention_dropout=0.0 if variant.endswith("attn-dropout-0") else None)
-        model = TaskModel(attach(encoder, config), "classification", ["a", "b", "c"]).train()
+        model = TaskModel(attach(encoder, config), "classification", ["a", "b", "c"]).to(device).train()
         if variant.endswith("-ckpt"):
             model.encoder.gradient_checkpointing_enable()
-        impl = "sdpa" if variant.endswith("-sdpa-dropout") else "recompute"
+        impl = "sdpa" if variant.endswith("-sdpa-dropout") else "auto"
 
         def loss_fn(ids, mask, labels):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16), dropout_implementation(impl):
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16), dropout_implementation(impl):
                 return model(ids, mask, labels=labels).loss
 
         params = model.trainable_parameters()
-    optimiser = torch.optim.AdamW(params, lr=2e-5 if variant == "finetune" else 1e-2, weight_decay=0.0)
+    optimiser = torch.optim.AdamW(params, lr=2e-5 if variant.startswith("finetune") else 1e-2, weight_decay=0.0)
     gen = torch.Generator().manual_seed(1)
-    ids = torch.randint(1000, 20000, (batch, seq), generator=gen)
+    vocab = min(20000, encoder.config.vocab_size)
+    ids = torch.randint(min(1000, vocab - 1), vocab, (batch, seq), generator=gen).to(device)
     mask = torch.ones_like(ids)
-    labels = torch.randint(0, 3, (batch,), generator=gen)
+    labels = torch.randint(0, 3, (batch,), generator=gen).to(device)
 
     def step() -> None:
         optimiser.zero_grad(set_to_none=True)

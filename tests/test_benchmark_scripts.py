@@ -1,0 +1,26 @@
+"""The GPU benchmark is prepared for sessions that get a GPU: its smoke mode must keep running on the CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_bench_smoke_runs_and_reports_ratios(tmp_path):
+    out = tmp_path / "gpu.json"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", TRANSFORMERS_VERBOSITY="error")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_bench.py"), "--smoke", "--json", str(out)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    (result,) = doc["results"]
+    assert set(result["median_step_s"]) == {"finetune-bf16", "prefix-bf16", "apt-bf16", "peft-prefix-bf16"}
+    layers, d, length, head = 2, 64, 16, 64 * 3 + 3  # the tiny shape, prefix 16, a 3-class head
+    assert result["trainable"]["prefix-bf16"] == 2 * layers * d * length + head
+    assert result["trainable"]["apt-bf16"] == 3 * layers * d * length + layers * length + layers + head
+    assert all(v > 0 for v in result["ratios"].values()) and doc["commit"]
