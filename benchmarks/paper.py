@@ -56,12 +56,23 @@ class Protocol:
     def sweep(self, phase: str, name: str, task: str, methods: str, grid: list[str], seeds: list[int],
               extra: list[str] | None = None) -> Path:
         out = self.out / phase / name
+        self.restore(phase, name, out)
         cmd = [*ADAPREFIX, "sweep", "--task", task, "--method", methods, "--seeds", csv(seeds), "--output", str(out),
                *(["--grid", *grid] if grid else []), *self.common, *(extra or [])]
         print(f"[paper] {phase}/{name}: {' '.join(cmd[3:])}", flush=True)
         if not self.ns.dry_run:
             subprocess.run(cmd, check=True)
         return out
+
+    def restore(self, phase: str, name: str, out: Path) -> None:
+        """Put runs finished in earlier sessions (committed under --results) back, so the sweep reads them
+        instead of training them again: run folders do not survive a fresh checkout, committed results do."""
+        saved = Path(self.ns.results) / phase / name
+        for results in sorted(saved.glob("*.json")) if saved.is_dir() else []:
+            run = out / "runs" / results.stem
+            if not (run / "results.json").is_file() and not self.ns.dry_run:
+                run.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(results, run / "results.json")
 
     @staticmethod
     def chosen(sweep_dir: Path, method: str) -> dict | None:
@@ -179,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                    choices=["defaults", "main", "ablations", "fewshot", "gates"])
     p.add_argument("--tasks", nargs="+", default=MAIN_TASKS)
     p.add_argument("--collect", metavar="DIR", help="copy results.json files and rebuild tables in DIR, then stop")
+    p.add_argument("--results", default=str(Path(__file__).resolve().parent / "results"),
+                   help="committed results of earlier sessions, put back before each sweep (default: benchmarks/results)")
     p.add_argument("--dry-run", action="store_true", help="print the sweeps without running them")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="after --: flags passed to every sweep (e.g. -- --epochs 10)")
     ns = p.parse_args(argv)
