@@ -15,7 +15,7 @@ Phases (each a list of sweeps; every sweep resumes where it stopped, finished ru
   the APT run's probe on train), at the main table's chosen APT point.
 * ``gates``: ``adaprefix probe`` on the first-seed APT run of each task (COPA, CoNLL04, RTE, CB).
 
-``--collect DIR`` copies every results.json (no checkpoints) to DIR/<phase>/<sweep>/<run>.json, probe outputs
+``--collect DIR`` copies every results.json (no checkpoints) to DIR/<phase>/<sweep>/<run>/results.json, probe outputs
 beside them, and rebuilds DIR/<phase>/<sweep>.md with ``adaprefix report``.
 * ``fewshot``: K = 16 and 32 per class on CB, RTE, WiC, COPA and CoNLL04, PT2 / APT / FT, five draws; the epoch
   is chosen on K per class drawn from train, disjoint from the training draw (``--shots-dev``).
@@ -68,8 +68,8 @@ class Protocol:
         """Put runs finished in earlier sessions (committed under --results) back, so the sweep reads them
         instead of training them again: run folders do not survive a fresh checkout, committed results do."""
         saved = Path(self.ns.results) / phase / name
-        for results in sorted(saved.glob("*.json")) if saved.is_dir() else []:
-            run = out / "runs" / results.stem
+        for results in sorted(saved.glob("*/results.json")) if saved.is_dir() else []:
+            run = out / "runs" / results.parent.name
             if not (run / "results.json").is_file() and not self.ns.dry_run:
                 run.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(results, run / "results.json")
@@ -166,8 +166,8 @@ class Protocol:
             dest = target / phase / name
             copied = 0
             for results in sorted(sweep.glob("runs/*/results.json")):
-                dest.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(results, dest / f"{results.parent.name}.json")
+                (dest / results.parent.name).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(results, dest / results.parent.name / "results.json")
                 copied += 1
             for probe in sorted(sweep.glob("runs/*/probe-*/")):
                 pdest = dest / f"{probe.parent.name}-{probe.name}"
