@@ -188,11 +188,6 @@ def label_weights(task: Task, data: "RunData") -> torch.Tensor:
     return torch.tensor(class_weights(data.train_examples, task.label_names), dtype=torch.float32)
 
 
-def default_model() -> str:
-    """The packaged all-MiniLM-L6-v2's folder (offline); any BERT-family path or hub id works instead."""
-    return resolve_model("minilm")
-
-
 def load_backbone(name_or_path: str):
     """(tokenizer, encoder) for a packaged name, a folder or a hub id; a clear error when none of those loads."""
     from transformers import AutoModel, AutoTokenizer
@@ -499,9 +494,8 @@ def train_epoch(model, raw_model: TaskModel, data: RunData, steps: list[list[lis
         mine = parts[rank]
         batch = to_device({k: v for k, v in data.collator([data.train_features[i] for i in mine]).items()
                            if k != "index"}, accelerator.device)
-        with accelerator.autocast():
-            loss = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
-                         labels=batch["labels"]).loss
+        # accelerator.prepare already wrapped the model's forward in the mixed-precision autocast
+        loss = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], labels=batch["labels"]).loss
         global_size = sum(len(p) for p in parts)
         # DDP averages gradients over processes; weigh each share by its size so the step equals the
         # mean over the whole global batch (shares differ by at most one example).

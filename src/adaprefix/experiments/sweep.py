@@ -191,10 +191,6 @@ def _optimize(spec: SweepSpec, threads: int | None = None) -> None:
     study.optimize(_objective(spec), n_trials=n_trials, catch=(RuntimeError,))
 
 
-def _worker(spec: SweepSpec, threads: int) -> None:
-    _optimize(spec, threads)
-
-
 def run_sweep(spec: SweepSpec) -> dict:
     """Run (or resume) the sweep; then write DIR/summary.md and summary.json. Returns the summary."""
     spec.check()
@@ -218,7 +214,7 @@ def run_sweep(spec: SweepSpec) -> dict:
         _study(spec)  # create the study once, before the workers race to
         threads = max(1, (os.cpu_count() or 1) // spec.jobs)
         ctx = multiprocessing.get_context("spawn")
-        workers = [ctx.Process(target=_worker, args=(spec, threads)) for _ in range(spec.jobs)]
+        workers = [ctx.Process(target=_optimize, args=(spec, threads)) for _ in range(spec.jobs)]
         for w in workers:
             w.start()
         for w in workers:

@@ -28,7 +28,8 @@ def resolve_adapter_dir(path: str | Path) -> Path:
     raise FileNotFoundError(f"{path}: neither an adapter directory nor a run directory with adapter/ ({CONFIG_FILE} not found)")
 
 
-def load_for_serving(path: str | Path, task_name: str | None, model: str | None):
+def adapter_task(path: str | Path, task_name: str | None) -> tuple[Path, dict, Task]:
+    """(adapter folder, its config, its task) for an adapter or run directory; the task may be given to check."""
     adapter_dir = resolve_adapter_dir(path)
     meta = read_adapter_config(adapter_dir)
     extra = meta.get("extra", {})
@@ -38,12 +39,21 @@ def load_for_serving(path: str | Path, task_name: str | None, model: str | None)
     task = task_of_adapter(extra, task_name, adapter_dir)
     if extra.get("task") and task.name != extra["task"]:
         raise ValueError(f"{adapter_dir}: adapter was trained on {extra['task']!r}, not {task.name!r}")
+    return adapter_dir, meta, task
+
+
+def load_adapter_model(adapter_dir: Path, meta: dict, task: Task, model: str | None):
+    """(tokenizer, model in eval mode on the default device, max length, the adapter's extra record)."""
+    extra = meta.get("extra", {})
     # Packaged encoders are recorded by name ("minilm") and resolved here, wherever they are installed.
-    base = model or meta["base_model"]["name_or_path"]
-    tokenizer, encoder = load_backbone(base)
+    tokenizer, encoder = load_backbone(model or meta["base_model"]["name_or_path"])
     loaded = load_adapter(adapter_dir, encoder).to(default_device())
-    max_length = extra.get("max_length") or task.default_max_length
-    return task, tokenizer, loaded, max_length, extra
+    return tokenizer, loaded, extra.get("max_length") or task.default_max_length, extra
+
+
+def load_for_serving(path: str | Path, task_name: str | None, model: str | None):
+    adapter_dir, meta, task = adapter_task(path, task_name)
+    return (task, *load_adapter_model(adapter_dir, meta, task, model))
 
 
 def task_of_adapter(extra: dict, task_name: str, where: Path) -> Task:
@@ -110,13 +120,9 @@ def predict_records(task: Task, tokenizer, model: TaskModel, examples: list, max
 
 
 def predict_file(path, input_path, output_path, task_name, model, batch_size) -> int:
-    adapter_dir = resolve_adapter_dir(path)
-    extra = read_adapter_config(adapter_dir).get("extra", {})
-    name = task_name or extra.get("task")
-    if name:  # a bad input file is refused before the model loads
-        read_records(task_of_adapter(extra, name, adapter_dir), Path(input_path))
-    task, tokenizer, loaded, max_length, _ = load_for_serving(path, task_name, model)
-    examples = read_records(task, Path(input_path))
+    adapter_dir, meta, task = adapter_task(path, task_name)
+    examples = read_records(task, Path(input_path))  # before the model loads: a bad file is refused at once
+    tokenizer, loaded, max_length, _ = load_adapter_model(adapter_dir, meta, task, model)
     results = predict_records(task, tokenizer, loaded, examples, max_length, batch_size)
     with open(output_path, "w") as f:
         for r in results:
