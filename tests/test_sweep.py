@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from adaprefix.experiments.report import collect_rows, markdown_table
-from adaprefix.experiments.sweep import parse_grid
+from adaprefix.experiments.sweep import SweepSpec, _changed_settings, parse_grid
+from adaprefix.training import TrainArgs
 from conftest import SHARED_DATA
 
 needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"benchmark data not at {SHARED_DATA}")
@@ -25,6 +26,23 @@ def test_parse_grid():
                          (["prefix_len=8,x"], "must be ints"), (["lr=1e-2,1e-2"], "repeated")):
         with pytest.raises(ValueError, match=message):
             parse_grid(bad)
+
+
+def test_resume_accepts_an_older_sweep_only_where_new_settings_hold_their_default():
+    spec = SweepSpec(task="cb", methods=["apt"], grid={"lr": [1e-2]}, seeds=[11], output="x",
+                     base=TrainArgs(task="cb", output=""))
+    now = json.loads(json.dumps(spec.identity(), default=str))
+    older = json.loads(json.dumps(now))
+    for added in ("gradient_checkpointing", "class_weights", "shots_dev"):  # unknown to an older adaprefix
+        del older["base"][added]
+    assert _changed_settings(older, now) == []
+    checkpointed = json.loads(json.dumps(now))
+    checkpointed["base"]["gradient_checkpointing"] = True
+    assert _changed_settings(older, checkpointed) == ["base.gradient_checkpointing"]
+    other_lr = json.loads(json.dumps(now))
+    other_lr["base"]["lr"] = 3e-2
+    other_lr["seeds"] = [11, 12]
+    assert _changed_settings(now, other_lr) == ["seeds", "base.lr"]
 
 
 def _results(tmp_path: Path, name: str, seed: int, dev: float, lr: float, test: float | None = None) -> None:

@@ -191,6 +191,25 @@ def _optimize(spec: SweepSpec, threads: int | None = None) -> None:
     study.optimize(_objective(spec), n_trials=n_trials, catch=(RuntimeError,))
 
 
+def _changed_settings(before: dict, now: dict) -> list[str]:
+    """Names of the settings that differ between a stored sweep identity and this one. A training setting the
+    stored sweep does not know (added to adaprefix after it began) counts as unchanged while it holds its
+    default: it cannot have changed that sweep's runs, so a newer adaprefix can resume an older sweep."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainArgs)
+                if f.default is not dataclasses.MISSING}
+    defaults = json.loads(json.dumps(defaults, default=str))
+    changed = sorted(k for k in now if k != "base" and before.get(k) != now[k])
+    old_base, new_base = before.get("base", {}), now["base"]
+    for key in sorted(set(old_base) | set(new_base)):
+        if key not in old_base:
+            same = key in defaults and new_base[key] == defaults[key]
+        else:
+            same = old_base[key] == new_base.get(key, defaults.get(key, old_base[key]))
+        if not same:
+            changed.append(f"base.{key}")
+    return changed
+
+
 def run_sweep(spec: SweepSpec) -> dict:
     """Run (or resume) the sweep; then write DIR/summary.md and summary.json. Returns the summary."""
     spec.check()
@@ -200,8 +219,8 @@ def run_sweep(spec: SweepSpec) -> dict:
     identity = json.loads(json.dumps(spec.identity(), default=str))
     if spec_path.is_file():
         before = json.loads(spec_path.read_text(encoding="utf-8"))
-        if before != identity:
-            changed = sorted(k for k in identity if before.get(k) != identity[k])
+        changed = _changed_settings(before, identity)
+        if changed:
             raise ValueError(f"{out} holds a sweep with other settings ({', '.join(changed)} differ); "
                              "resume it with the same options or choose another --output")
     else:
