@@ -8,14 +8,19 @@ import pytest
 import torch
 
 from adaprefix import PrefixConfig, TaskModel, attach
-from adaprefix.attention import RecomputedDropoutAttention, dropout_implementation, dropout_keep_mask
+from adaprefix.attention import (
+    RecomputedDropoutAttention,
+    dropout_implementation,
+    dropout_keep_mask,
+    effective_dropout_p,
+)
 from conftest import padded_batch, randomize_adapter, tiny_encoder
 
 
 def math_attention_with_mask(q, k, v, attn_mask, keep, p):
     scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
     scores = scores.masked_fill(~attn_mask, float("-inf"))
-    return (scores.softmax(-1) * keep / (1 - p)) @ v
+    return (scores.softmax(-1) * keep / (1 - effective_dropout_p(p))) @ v
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5])
@@ -40,6 +45,26 @@ def test_recomputed_dropout_attention_equals_the_math_path_with_the_same_mask(p)
         assert (g - r).abs().max() < 1e-5
     other = math_attention_with_mask(q, k, v, attn_mask, dropout_keep_mask((b, h, n, m), p, seed + 1, q.device), p)
     assert (out - other).abs().max() > 1e-3  # the seed decides the mask
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3])
+def test_keep_mask_drops_at_rate_p_in_every_slice_of_the_random_words(p):
+    """Each 64-bit random word gives three 16-bit draws: every one of them must drop at rate p, independently
+    (a slice taken from the word's always-zero top bits would never drop; a repeated slice would correlate)."""
+    shape = (4, 6, 50, 70)  # 84,000 draws, 28,000 per slice position
+    keep = dropout_keep_mask(shape, p, seed=7, device=torch.device("cpu")).reshape(-1)
+    assert keep.dtype == torch.bool and keep.shape[0] == math.prod(shape)
+    dropped = (~keep).float().view(-1, 3)
+    tolerance = 5 * math.sqrt(p * (1 - p) / dropped.shape[0])  # five binomial standard deviations
+    for lane in range(3):
+        assert abs(dropped[:, lane].mean().item() - p) < tolerance, lane
+    both = (dropped[:, 0] * dropped[:, 1]).mean().item()  # independent slices: P(both dropped) = p^2
+    assert abs(both - p * p) < 5 * math.sqrt(p * p * (1 - p * p) / dropped.shape[0])
+    again = dropout_keep_mask(shape, p, seed=7, device=torch.device("cpu")).reshape(-1)
+    assert torch.equal(keep, again) and not torch.equal(keep, dropout_keep_mask(shape, p, 8, torch.device("cpu")).reshape(-1))
+    assert effective_dropout_p(p) == round(p * 65536) / 65536 and abs(effective_dropout_p(p) - p) <= 2**-17
+    assert dropout_keep_mask((3, 5), 0.0, 1, torch.device("cpu")).all()
+    assert not dropout_keep_mask((3, 5), 1.0, 1, torch.device("cpu")).any()
 
 
 def _grads(model, ids, mask, types, labels, seed):
@@ -96,6 +121,6 @@ def test_recomputed_dropout_passes_the_score_bias_gradient():
     (got,) = torch.autograd.grad(out, (bias,), grad_out)
     keep = dropout_keep_mask((b, h, n, m), p, seed, q.device)
     scores = q @ k.transpose(-1, -2) / math.sqrt(dh) + bias
-    ref = (scores.softmax(-1) * keep / (1 - p)) @ v
+    ref = (scores.softmax(-1) * keep / (1 - effective_dropout_p(p))) @ v
     (want,) = torch.autograd.grad(ref, (bias,), grad_out)
     assert got.shape == bias.shape and (got - want).abs().max() < 1e-5 and want.abs().max() > 1e-3
