@@ -95,6 +95,27 @@ def test_gradient_checkpointing_gives_the_same_gradients_with_gates_and_dropout(
     assert any((plain[n] - other_seed[n]).abs().max() > 1e-6 for n in plain)  # dropout really is on
 
 
+def test_gradient_checkpointing_recomputes_every_layer_but_the_last():
+    ids, mask, types = padded_batch()
+    model = TaskModel(attach(tiny_encoder(), PrefixConfig(method="apt", prefix_len=2)), "classification",
+                      label_names=["a", "b"]).train()
+    family = model.encoder.family
+    calls = []
+    original = type(family).layer_forward
+
+    class Counting(type(family)):
+        def layer_forward(self, encoder, layer, *args):
+            calls.append(list(self.layers(encoder)).index(layer))
+            return original(self, encoder, layer, *args)
+
+    model.encoder.family = Counting(**{f: getattr(family, f) for f in family.__dataclass_fields__})
+    model.encoder.gradient_checkpointing_enable()
+    model(ids, mask, types, labels=torch.tensor([0, 1, 1])).loss.backward()
+    layers = model.encoder.num_layers
+    assert calls[:layers] == list(range(layers))  # the forward pass
+    assert sorted(calls[layers:]) == list(range(layers - 1))  # backward recomputes all but the last, once each
+
+
 def test_recompute_dropout_trains_like_sdpa_in_expectation():
     """Both implementations draw independent masks at rate p: the same model, many seeds, similar mean loss."""
     ids, mask, types = padded_batch()

@@ -115,7 +115,9 @@ class AdaptedEncoder(nn.Module):
         checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for i, layer in enumerate(self.family.layers(self.encoder)):
             step = (i, layer, tables[i], attention_mask, key_mask, attn_dropout, context)
-            if checkpointing:
+            # The last layer is never checkpointed: its backward runs first, so recomputing it would rebuild the
+            # very activations it keeps, at the same moment (same peak memory, one layer's forward more time).
+            if checkpointing and i < self.num_layers - 1:
                 # Keep only the layer's input; recompute the layer (gates included) in backward, with the RNG
                 # state of the forward so dropout draws the same masks.
                 hidden, alpha = torch.utils.checkpoint.checkpoint(self._layer_step, hidden, *step, use_reentrant=False)
@@ -141,7 +143,7 @@ class AdaptedEncoder(nn.Module):
         return GateValues(lam, token)
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
-        """Recompute each layer in backward instead of keeping its activations (the transformers name).
+        """Recompute each layer but the last in backward instead of keeping its activations (the transformers name).
 
         Gates and dropout are recomputed exactly (same inputs, same RNG state); gradients equal those without.
         """
