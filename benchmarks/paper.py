@@ -1,7 +1,8 @@
 """The paper's experiments as one resumable protocol of `adaprefix sweep` studies, for any backbone.
 
     python benchmarks/paper.py --output runs/paper [--model minilm] [--data-dir ../shared/data]
-        [--phase defaults main ablations gates] [--tasks cb rte ...] [-- extra sweep flags]
+        [--phase defaults main ablations gates] [--tasks cb rte ...] [--methods prefix apt finetune]
+        [-- extra sweep flags]
     python benchmarks/paper.py --output runs/paper --collect benchmarks/results
 
 Phases (each a list of sweeps; every sweep resumes where it stopped, finished runs are never retrained):
@@ -14,11 +15,15 @@ Phases (each a list of sweeps; every sweep resumes where it stopped, finished ru
 * ``ablations``: APT without token gate / without layer gate, PT2+ (parameter-matched to APT), PT2* (plan from
   the APT run's probe on train), at the main table's chosen APT point.
 * ``gates``: ``adaprefix probe`` on the first-seed APT run of each task (COPA, CoNLL04, RTE, CB).
-
-``--collect DIR`` copies every results.json (no checkpoints) to DIR/<phase>/<sweep>/<run>/results.json, probe outputs
-beside them, and rebuilds DIR/<phase>/<sweep>.md with ``adaprefix report``.
 * ``fewshot``: K = 16 and 32 per class on CB, RTE, WiC, COPA and CoNLL04, PT2 / APT / FT, five draws; the epoch
   is chosen on K per class drawn from train, disjoint from the training draw (``--shots-dev``).
+
+``--collect DIR`` copies every results.json (no checkpoints) to DIR/<phase>/<sweep>/<run>/results.json with the run's
+val-predictions.json beside it (the best epoch's per-example dev predictions, for ``benchmarks/paired.py
+--examples``), probe outputs beside them, and rebuilds DIR/<phase>/<sweep>.md with ``adaprefix report``.
+
+``--methods`` restricts the ``main`` and ``fewshot`` phases to some methods (their sweeps are per method), so two
+processes can run different methods at once, e.g. ``--phase main --methods apt`` and ``--phase main --methods prefix``.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ SMALL_TASKS = {"cb", "copa", "wsc"}
 MAIN_TASKS = ["cb", "copa", "wsc", "rte", "wic", "conll04", "conll03", "multirc", "ontonotes"]
 PREFIX_LRS = "5e-3,1e-2,2e-2"
 FT_LRS = "1e-5,3e-5,5e-5"
+METHODS = ("prefix", "apt", "finetune")
+RUN_FILES = ("results.json", "val-predictions.json")  # what --collect keeps of a run (and restore puts back)
 ADAPREFIX = [sys.executable, "-m", "adaprefix.cli"]
 
 
@@ -52,6 +59,7 @@ class Protocol:
         self.ns = ns
         self.out = Path(ns.output)
         self.common = ["--data-dir", ns.data_dir, "--model", ns.model, "--no-progress", *ns.extra]
+        self.methods = [m for m in METHODS if m in (getattr(ns, "methods", None) or METHODS)]
 
     def sweep(self, phase: str, name: str, task: str, methods: str, grid: list[str], seeds: list[int],
               extra: list[str] | None = None) -> Path:
@@ -72,7 +80,7 @@ class Protocol:
             run = out / "runs" / results.parent.name
             if not (run / "results.json").is_file() and not self.ns.dry_run:
                 run.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(results, run / "results.json")
+                copy_run_files(results.parent, run)
 
     @staticmethod
     def chosen(sweep_dir: Path, method: str) -> dict | None:
@@ -97,7 +105,7 @@ class Protocol:
     def main(self, tasks: list[str]) -> None:
         for task in [t for t in MAIN_TASKS if t in tasks]:
             seeds = seeds_for(task)
-            for method in ("prefix", "apt", "finetune"):
+            for method in self.methods:
                 lrs = FT_LRS if method == "finetune" else PREFIX_LRS
                 extra = [] if method == "finetune" else ["--prefix-len", "16"]
                 stage1 = self.sweep("main", f"{task}-{method}-lr", task, method, [f"lr={lrs}"], seeds[:1], extra)
@@ -140,7 +148,7 @@ class Protocol:
         epoch is reported: stricter than the common practice of choosing on the full dev set."""
         for task in [t for t in ("cb", "rte", "wic", "copa", "conll04") if t in tasks]:
             for shots in (16, 32):
-                for method in ("prefix", "apt", "finetune"):
+                for method in self.methods:
                     best = self.chosen(self.out / "main" / f"{task}-{method}-lr", method)
                     point = ["--lr", str(best["lr"])] if best else []
                     self.sweep("fewshot", f"{task}-k{shots}-{method}", task, method, [], SEEDS_SMALL,
@@ -167,7 +175,7 @@ class Protocol:
             copied = 0
             for results in sorted(sweep.glob("runs/*/results.json")):
                 (dest / results.parent.name).mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(results, dest / results.parent.name / "results.json")
+                copy_run_files(results.parent, dest / results.parent.name)
                 copied += 1
             for probe in sorted(sweep.glob("runs/*/probe-*/")):
                 pdest = dest / f"{probe.parent.name}-{probe.name}"
@@ -181,6 +189,13 @@ class Protocol:
         print(f"[paper] collected into {target}", flush=True)
 
 
+def copy_run_files(src: Path, dest: Path) -> None:
+    """A run's results.json and val-predictions.json (where it has one) from ``src`` into ``dest``."""
+    for name in RUN_FILES:
+        if (src / name).is_file():
+            shutil.copyfile(src / name, dest / name)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output", default="runs/paper", help="where sweeps and runs go (default: runs/paper)")
@@ -189,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--phase", nargs="+", default=["defaults", "main", "ablations", "fewshot", "gates"],
                    choices=["defaults", "main", "ablations", "fewshot", "gates"])
     p.add_argument("--tasks", nargs="+", default=MAIN_TASKS)
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
+                   help="methods of the main and fewshot phases (default: all); other phases are unaffected")
     p.add_argument("--collect", metavar="DIR", help="copy results.json files and rebuild tables in DIR, then stop")
     p.add_argument("--results", default=str(Path(__file__).resolve().parent / "results"),
                    help="committed results of earlier sessions, put back before each sweep (default: benchmarks/results)")

@@ -6,7 +6,8 @@ Usage::
     results = train(TrainArgs(task="cb", method="apt", data_dir="../shared/data", output="runs/cb-apt"))
 
 Per epoch: train, evaluate on val (and test for NER), append to ``metrics.jsonl``, write the checkpoint
-atomically (``checkpoint/``), keep the best epoch's adapter in ``adapter/``. ``results.json`` at the end.
+atomically (``checkpoint/``), keep the best epoch's adapter in ``adapter/`` and its per-example val predictions in
+``val-predictions.json`` (see :func:`write_val_predictions`). ``results.json`` at the end.
 Shuffling and dropout are re-seeded from (seed, epoch) at every epoch start, so ``resume=True`` reproduces an
 uninterrupted run exactly.
 
@@ -45,11 +46,12 @@ from .model import TaskModel
 from .tasks import Task, get_task
 from .tasks.encode import Collator, Feature, LengthGroupedBatches, encode, shard_steps
 from .tasks.fewshot import sample_few_shot
-from .tasks.records import ChoiceExample, TokenExample
+from .tasks.records import ChoiceExample, PairExample, TokenExample
 
 CHECKPOINT = "checkpoint"
 STATE_FILE = "trainer_state.pt"  # optimiser, scheduler, history: tensors and plain data, read with weights_only=True
 TRAINABLE_FILE = "trainable.safetensors"  # raw trainable parameters (projection MLP included), for --resume
+VAL_PREDICTIONS = "val-predictions.json"  # the best epoch's per-example val predictions, for paired bootstraps
 MIXED_PRECISION = ("no", "bf16", "fp16")
 # Settings a resumed run may change: they do not touch the training arithmetic. Data and base weights are
 # compared by content (digests), not by their paths.
@@ -297,6 +299,64 @@ def evaluate(task: Task, model: TaskModel, examples: list, features: list[Featur
     return scores, preds, logits
 
 
+# ---------------------------------------------------------------- per-example val predictions
+
+
+def prediction_entries(examples: list, preds: list) -> list[dict]:
+    """Per example: its ``id`` (the record's idx), ``gold`` and ``pred`` (label name, choice index or per-word
+    tag list), and MultiRC's question ``group``: all that ``task.score`` reads, so any subset can be rescored."""
+    out = []
+    for ex, pred in zip(examples, preds):
+        entry = {"id": ex.idx, "gold": ex.tags if isinstance(ex, TokenExample) else ex.label, "pred": pred}
+        if getattr(ex, "group", None) is not None:
+            entry["group"] = ex.group
+        out.append(entry)
+    return out
+
+
+def prediction_records(task: Task, entries: list[dict]) -> tuple[list, list]:
+    """(records, predictions) for ``task.score``, rebuilt from :func:`prediction_entries` without the data files
+    (the records carry no text: the scorers read only labels, tags and groups)."""
+    if task.head == "token_classification":
+        records = [TokenExample(e["id"], [], e["gold"]) for e in entries]
+    elif task.head == "multiple_choice":
+        records = [ChoiceExample(e["id"], [], e["gold"]) for e in entries]
+    else:
+        records = [PairExample(e["id"], "", None, e["gold"], e.get("group")) for e in entries]
+    return records, [e["pred"] for e in entries]
+
+
+def prediction_task(doc: dict) -> Task:
+    """The task whose scorer applies to a val-predictions.json document (a custom task from its saved spec)."""
+    if "custom_task" in doc:
+        from .tasks.custom import CustomTaskSpec, build_custom_task
+
+        return build_custom_task(CustomTaskSpec.from_dict(doc["custom_task"]), labels=doc["labels"])
+    return get_task(doc["task"])
+
+
+def write_val_predictions(run_dir: Path, task: Task, examples: list, preds: list, record: dict,
+                          selection: str) -> None:
+    """``val-predictions.json``: the epoch of ``record`` (the best so far), its val scores and one entry per val
+    example in split order. Written whenever the best epoch improves, so a resumed run keeps the best one's."""
+    doc = {"task": task.name, "epoch": record["epoch"], "split": "val", "selection_metric": f"val.{selection}",
+           "selected_on": "select" if "select" in record else "val", "scores": record["val"]}
+    if task.family == "custom":  # the scorer is rebuilt from these, without the data files
+        doc.update(custom_task=task.spec.to_dict(), labels=list(task.labels))
+    doc["examples"] = prediction_entries(examples, preds)
+    atomic_write(run_dir / VAL_PREDICTIONS, lambda p: p.write_text(json.dumps(doc, default=str) + "\n"))
+
+
+def val_predictions_of(run_dir: Path, best_epoch: int) -> str | None:
+    """The predictions file's name for results.json when it holds ``best_epoch``; None when it is missing or
+    from another epoch (a run resumed from a checkpoint written before the file existed)."""
+    try:
+        doc = json.loads((run_dir / VAL_PREDICTIONS).read_text())
+    except (OSError, ValueError):
+        return None
+    return VAL_PREDICTIONS if doc.get("epoch") == best_epoch else None
+
+
 # ---------------------------------------------------------------- data
 
 
@@ -473,8 +533,9 @@ def write_checkpoint(run_dir: Path, model: TaskModel, optimiser, scheduler, acce
 
 
 def start_fresh(run_dir: Path) -> None:
-    """A new run in a folder an interrupted run left behind: drop its log, checkpoint and adapter."""
+    """A new run in a folder an interrupted run left behind: drop its log, predictions, checkpoint and adapter."""
     (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    (run_dir / VAL_PREDICTIONS).unlink(missing_ok=True)
     for name in (CHECKPOINT, f".{CHECKPOINT}.old", "adapter", ".adapter.old"):
         shutil.rmtree(run_dir / name, ignore_errors=True)
 
@@ -525,17 +586,19 @@ def train_epoch(model, raw_model: TaskModel, data: RunData, steps: list[list[lis
 
 
 def evaluate_epoch(task: Task, raw_model: TaskModel, data: RunData, args: TrainArgs,
-                   accelerator: Accelerator) -> dict:
+                   accelerator: Accelerator) -> tuple[dict, list]:
+    """(scores per split, val predictions); the predictions are kept for val-predictions.json."""
     record = {}
     if data.select_features is not None:
         record["select"] = evaluate(task, raw_model, data.select_examples, data.select_features, data.collator,
                                     args.eval_batch_size, accelerator, args.mixed_precision)[0]
-    record |= {"val": evaluate(task, raw_model, data.val_examples, data.val_features, data.collator,
-                              args.eval_batch_size, accelerator, args.mixed_precision)[0]}
+    val_scores, val_preds, _ = evaluate(task, raw_model, data.val_examples, data.val_features, data.collator,
+                                        args.eval_batch_size, accelerator, args.mixed_precision)
+    record["val"] = val_scores
     if data.test_features is not None:
         record["test"] = evaluate(task, raw_model, data.test_examples, data.test_features, data.collator,
                                   args.eval_batch_size, accelerator, args.mixed_precision)[0]
-    return record
+    return record, val_preds
 
 
 # ---------------------------------------------------------------- the run
@@ -627,8 +690,9 @@ def train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None = None) 
                                  optimiser, scheduler, step_per_batch, accelerator, args, epoch, show)
         train_seconds += time.time() - t_epoch
         examples_seen += seen
-        record = {"epoch": epoch + 1, "train_loss": loss, "train_examples_seen": seen,
-                  **evaluate_epoch(task, raw_model, data, args, accelerator), "lr": optimiser.param_groups[0]["lr"]}
+        scores, val_preds = evaluate_epoch(task, raw_model, data, args, accelerator)
+        record = {"epoch": epoch + 1, "train_loss": loss, "train_examples_seen": seen, **scores,
+                  "lr": optimiser.param_groups[0]["lr"]}
         progress.history.append(record)
         chooser = "select" if "select" in record else "val"  # few-shot runs choose on their own split
         improved = progress.best is None or record[chooser][selection] > progress.best[chooser][selection]
@@ -639,8 +703,9 @@ def train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None = None) 
                                     "best": f"{progress.best['val'][selection]:.4f}"})
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
-            if improved:
+            if improved:  # before the checkpoint: a crash in between redoes this epoch and rewrites both
                 atomic_dir_write(run_dir / "adapter", lambda d: save_adapter(raw_model, d, extra=meta))
+                write_val_predictions(run_dir, task, data.val_examples, val_preds, record, selection)
             write_checkpoint(run_dir, raw_model, optimiser, scheduler, accelerator, identity, epoch, progress,
                              progress.wall_before + time.time() - t_start)
         accelerator.wait_for_everyone()
@@ -656,7 +721,7 @@ def train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None = None) 
     results = run_results(args, task, raw_model, data, progress, accelerator,
                           wall_s=progress.wall_before + time.time() - t_start,
                           examples_per_s=examples_seen / train_seconds if train_seconds else None, origin=origin,
-                          selection=selection)
+                          selection=selection, val_predictions=val_predictions_of(run_dir, progress.best["epoch"]))
     if main:
         atomic_write(run_dir / "results.json", lambda p: p.write_text(json.dumps(results, indent=2) + "\n"))
     if accelerator.log_with:
@@ -688,7 +753,7 @@ def _tracker_metrics(record: dict, model: TaskModel) -> dict:
 
 def run_results(args: TrainArgs, task: Task, model: TaskModel, data: RunData, progress: Progress,
                 accelerator: Accelerator, wall_s: float, examples_per_s: float | None, origin: dict,
-                selection: str | None = None) -> dict:
+                selection: str | None = None, val_predictions: str | None = None) -> dict:
     selection = selection or task.main_metric
     best = progress.best
     return {
@@ -698,7 +763,7 @@ def run_results(args: TrainArgs, task: Task, model: TaskModel, data: RunData, pr
         "epochs": progress.history, "best_epoch": best["epoch"],
         "best": {"val": best["val"], **({"test": best["test"]} if "test" in best else {}),
                  **({"select": best["select"]} if "select" in best else {})},
-        "selection_metric": f"val.{selection}",
+        "selection_metric": f"val.{selection}", "val_predictions": val_predictions,
         "selected_on": "select (K per class from train, disjoint from the training draw)" if data.select_features
         is not None else "val",
         "few_shot_select_drawn": data.select_drawn,
