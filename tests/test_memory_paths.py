@@ -116,6 +116,35 @@ def test_gradient_checkpointing_recomputes_every_layer_but_the_last():
     assert sorted(calls[layers:]) == list(range(layers - 1))  # backward recomputes all but the last, once each
 
 
+@pytest.mark.parametrize("impl", ["sdpa", "recompute"])
+def test_prefix_layers_do_not_keep_the_fused_qkv_buffer_for_backward(impl):
+    """BERT's query, key and value come from one fused projection; with a prefix, key and value are concatenated
+    into fresh tensors, and the query saved for backward must not pin the whole B x n x 3d buffer."""
+    ids, mask, types = padded_batch()
+    model = TaskModel(attach(tiny_encoder(), PrefixConfig(method="apt", prefix_len=2, attention_dropout=0.1)),
+                      "classification", label_names=["a", "b"]).train()
+    d = model.encoder.hidden_size
+    fused_bytes = ids.shape[0] * ids.shape[1] * 3 * d * 4
+    saved = []
+
+    def pack(t):
+        saved.append(t.untyped_storage().nbytes())
+        return t
+
+    with dropout_implementation(impl), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(ids, mask, types, labels=torch.tensor([0, 1, 1])).loss.backward()
+    assert saved and fused_bytes not in saved
+    if impl == "sdpa":
+        return  # SDPA's math path copies q, k, v into its own layout: nothing below to compare with
+    # the same check sees the buffer where it is rightly kept: fine-tuning, no prefix, q, k, v all views of it
+    saved.clear()
+    plain = TaskModel(attach(tiny_encoder(), PrefixConfig(method="finetune", attention_dropout=0.1)),
+                      "classification", label_names=["a", "b"]).train()
+    with dropout_implementation(impl), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        plain(ids, mask, types, labels=torch.tensor([0, 1, 1])).loss.backward()
+    assert fused_bytes in saved
+
+
 def test_recompute_dropout_trains_like_sdpa_in_expectation():
     """Both implementations draw independent masks at rate p: the same model, many seeds, similar mean loss."""
     ids, mask, types = padded_batch()

@@ -199,6 +199,10 @@ def gated_prefix_attention(
             key_mask = torch.cat([slots.bool(), real.bool()], dim=1)
         if score_bias is not None:
             score_bias = F.pad(score_bias, (length, 0))  # zero bias on prefix columns
+        if query.untyped_storage().nbytes() > query.numel() * query.element_size():
+            # key and value are fresh tensors now; a query that is a view of a fused q/k/v projection would keep
+            # all of that buffer alive for backward (twice its own size in dead k/v columns): save a compact copy
+            query = query.contiguous()
 
     def split_heads(x: torch.Tensor) -> torch.Tensor:
         return x.view(batch, -1, num_heads, head_dim).transpose(1, 2)
