@@ -39,6 +39,10 @@ SEEDS_SMALL = [11, 12, 13, 14, 15]  # CB, COPA, WSC: small dev sets, large sprea
 SEEDS_LARGE = [11, 12, 13]
 SMALL_TASKS = {"cb", "copa", "wsc"}
 MAIN_TASKS = ["cb", "copa", "wsc", "rte", "wic", "conll04", "conll03", "multirc", "ontonotes"]
+DEFAULTS_TASKS = ("cb", "rte", "conll04")
+ABLATION_TASKS = ("cb", "rte", "copa", "conll04")
+FEWSHOT_TASKS = ("cb", "rte", "wic", "copa", "conll04")
+SHOTS = (16, 32)
 PREFIX_LRS = "5e-3,1e-2,2e-2"
 FT_LRS = "1e-5,3e-5,5e-5"
 METHODS = ("prefix", "apt", "finetune")
@@ -93,7 +97,7 @@ class Protocol:
     # ------------------------------------------------------------ phases
 
     def defaults(self, tasks: list[str]) -> None:
-        for task in [t for t in ("cb", "rte", "conll04") if t in tasks]:
+        for task in [t for t in DEFAULTS_TASKS if t in tasks]:
             seeds = seeds_for(task)
             base = ["--prefix-len", "16"]
             self.sweep("defaults", f"{task}-attention-dropout", task, "apt", ["lr=1e-2", "attention_dropout=0.1,0"],
@@ -123,7 +127,7 @@ class Protocol:
                 self.sweep("main", f"{task}-{method}-seeds", task, method, [], seeds[1:], point)
 
     def ablations(self, tasks: list[str]) -> None:
-        for task in [t for t in ("cb", "rte", "copa", "conll04") if t in tasks]:
+        for task in [t for t in ABLATION_TASKS if t in tasks]:
             seeds = seeds_for(task)
             apt_dir = self.out / "main" / f"{task}-apt-len"
             best = self.chosen(apt_dir, "apt")
@@ -146,8 +150,8 @@ class Protocol:
         """K = 16 and 32 per class (sentences for NER), five draws (seeds); the epoch is chosen on K per class
         drawn from train, disjoint from the training draw (--shots-dev), and the official dev score at that
         epoch is reported: stricter than the common practice of choosing on the full dev set."""
-        for task in [t for t in ("cb", "rte", "wic", "copa", "conll04") if t in tasks]:
-            for shots in (16, 32):
+        for task in [t for t in FEWSHOT_TASKS if t in tasks]:
+            for shots in SHOTS:
                 for method in self.methods:
                     best = self.chosen(self.out / "main" / f"{task}-{method}-lr", method)
                     point = ["--lr", str(best["lr"])] if best else []

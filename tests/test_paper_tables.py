@@ -1,0 +1,300 @@
+"""benchmarks/paper_tables.py: the paper's tables rebuilt from a results folder. A synthetic tree of hand-written
+results.json files (main, ablations, few-shot, a defaults sweep with an lr grid) whose numbers are known, checked
+against values computed here; and the committed CB defaults sweeps against the figures BENCHMARKS.md quotes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("paper_tables", ROOT / "benchmarks" / "paper_tables.py")
+pt = importlib.util.module_from_spec(spec)
+sys.modules["paper_tables"] = pt
+spec.loader.exec_module(pt)
+
+RESAMPLES = 2000
+
+
+def mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def sd(xs: list[float]) -> float:
+    m = mean(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def write(root: Path, phase: str, sweep: str, task: str, method: str, seed: int, score: float, lr: float,
+          prefix_len: int | list | None = 16, test: float | None = None, metric: str = "accuracy",
+          params: int = 1000, speed: float = 10.0, commit: str = "c0ffee", shots: int | None = None,
+          extra_args: dict | None = None, name: str | None = None) -> Path:
+    """A collected run folder with a hand-written results.json."""
+    if method == "finetune":
+        prefix_len = None
+    lengths = None if prefix_len is None else (prefix_len if isinstance(prefix_len, list) else [prefix_len] * 6)
+    folder = root / phase / sweep / (name or f"{method}-lr{lr}-prefix_len{prefix_len}-s{seed}")
+    folder.mkdir(parents=True)
+    results = {
+        "task": task, "method": method, "model": "minilm", "seed": seed, "prefix_lengths": lengths,
+        "train_args": {"task": task, "method": method, "model": "minilm", "lr": lr, "epochs": 20, "seed": seed,
+                       "output": str(folder), "prefix_len": 16 if isinstance(prefix_len, list) else prefix_len,
+                       "shots": shots, **(extra_args or {})},
+        "best_epoch": 3, "best": {"val": {metric: score}, **({"test": {metric: test}} if test is not None else {})},
+        "selection_metric": f"val.{metric}", "trainable_params": params + 99, "trainable_params_without_head": params,
+        "train_examples_per_s": speed, "wall_s": 1.0, "adaprefix_commit": commit, "machine": "x86_64", "cuda": None,
+        "cpus": 2,
+    }
+    (folder / "results.json").write_text(json.dumps(results))
+    return folder
+
+
+def write_with_predictions(root: Path, sweep: str, method: str, seed: int, lr: float, right: int) -> None:
+    """An RTE run right on the first ``right`` of 200 dev examples, with its val-predictions.json."""
+    from adaprefix.training import prediction_records, prediction_task
+
+    rng = np.random.default_rng(5)
+    gold = [["entailment", "not_entailment"][k] for k in rng.integers(0, 2, 200)]
+    flip = {"entailment": "not_entailment", "not_entailment": "entailment"}
+    entries = [{"id": i, "gold": g, "pred": g if i < right else flip[g]} for i, g in enumerate(gold)]
+    doc = {"task": "rte", "epoch": 3, "split": "val"}
+    task = prediction_task(doc)
+    scores = task.score(*prediction_records(task, entries))
+    folder = write(root, "main", sweep, "rte", method, seed, scores["accuracy"], lr)
+    results = json.loads((folder / "results.json").read_text())
+    results["best"]["val"] = scores
+    results["val_predictions"] = "val-predictions.json"
+    (folder / "results.json").write_text(json.dumps(results))
+    (folder / "val-predictions.json").write_text(json.dumps({**doc, "scores": scores, "examples": entries}))
+
+
+# CB: PT2 picks lr 0.01 then length 8; APT picks lr 0.02 then length 16 (seeds 12, 13 only: partial); FT 3e-5
+# on seed 11 alone (partial).
+PT2_LR = {0.005: 0.70, 0.01: 0.75, 0.02: 0.72}
+PT2_LEN = {8: 0.78, 16: 0.75}
+PT2_SEEDS = {12: 0.80, 13: 0.76, 14: 0.74, 15: 0.79}
+APT_LR = {0.005: 0.71, 0.01: 0.74, 0.02: 0.77}
+APT_LEN = {8: 0.76, 16: 0.775}  # seed 11 at (0.02, 16) scored 0.77 in the lr stage
+APT_SEEDS = {12: 0.81, 13: 0.79}
+FT_LR = {1e-5: 0.60, 3e-5: 0.66, 5e-5: 0.65}
+# CoNLL04 fine-tuning: dev and test F1 of seeds 11 (lr stage), 12, 13
+NER_LR = {1e-5: (0.50, 0.48), 3e-5: (0.55, 0.52), 5e-5: (0.61, 0.58)}
+NER_SEEDS = {12: (0.63, 0.60), 13: (0.58, 0.57)}
+ABL_NO_TOKEN = {11: 0.70, 12: 0.73, 13: 0.69, 14: 0.72, 15: 0.71}
+ABL_PLUS = {11: 0.74, 12: 0.75, 13: 0.73, 14: 0.77, 15: 0.76}
+ABL_STAR = {11: 0.79, 12: 0.78, 13: 0.80}
+STAR_LENGTHS = [4, 8, 8, 16, 24, 36]
+FEW_APT = {11: 0.55, 12: 0.60, 13: 0.48, 14: 0.52, 15: 0.58}
+FEW_PT2 = {11: 0.50, 12: 0.45, 13: 0.53}
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("results")
+    for lr, s in PT2_LR.items():
+        write(root, "main", "cb-prefix-lr", "cb", "prefix", 11, s, lr, params=2000, speed=20.0)
+    for length, s in PT2_LEN.items():
+        write(root, "main", "cb-prefix-len", "cb", "prefix", 11, s, 0.01, length, params=1000 * length // 8)
+    for seed, s in PT2_SEEDS.items():
+        write(root, "main", "cb-prefix-seeds", "cb", "prefix", seed, s, 0.01, 8, speed=30.0)
+    write(root, "main", "cb-prefix-seeds", "cb", "prefix", 16, 0.99, 0.01, 16)  # not at the chosen point
+    for lr, s in APT_LR.items():
+        write(root, "main", "cb-apt-lr", "cb", "apt", 11, s, lr, params=3000)
+    for length, s in APT_LEN.items():
+        write(root, "main", "cb-apt-len", "cb", "apt", 11, s, 0.02, length, params=3000, speed=12.0)
+    for seed, s in APT_SEEDS.items():
+        write(root, "main", "cb-apt-seeds", "cb", "apt", seed, s, 0.02, 16, params=3000, speed=18.0)
+    for lr, s in FT_LR.items():
+        write(root, "main", "cb-finetune-lr", "cb", "finetune", 11, s, lr, params=22_000_000)
+    for lr, (d, t) in NER_LR.items():
+        write(root, "main", "conll04-finetune-lr", "conll04", "finetune", 11, d, lr, test=t, metric="f1")
+    for seed, (d, t) in NER_SEEDS.items():
+        write(root, "main", "conll04-finetune-seeds", "conll04", "finetune", seed, d, 5e-5, test=t, metric="f1")
+    for method, right in (("prefix", 150), ("apt", 170)):  # RTE: APT right on 20 more of 200 in every seed
+        write_with_predictions(root, f"rte-{method}-lr", method, 11, 0.01, right)
+        for seed in (12, 13):
+            write_with_predictions(root, f"rte-{method}-seeds", method, seed, 0.01, right)
+    for seed, s in ABL_NO_TOKEN.items():
+        write(root, "ablations", "cb-no-token-gate", "cb", "apt", seed, s, 0.02, params=2900)
+    for seed, s in ABL_PLUS.items():
+        write(root, "ablations", "cb-pt2-plus", "cb", "prefix", seed, s, 0.02, 24, params=3000)
+    for seed, s in ABL_STAR.items():
+        write(root, "ablations", "cb-pt2-star", "cb", "prefix", seed, s, 0.02, STAR_LENGTHS, params=2976)
+    for seed, s in FEW_APT.items():
+        write(root, "fewshot", "cb-k16-apt", "cb", "apt", seed, s, 0.02, shots=16)
+    for seed, s in FEW_PT2.items():
+        write(root, "fewshot", "cb-k16-prefix", "cb", "prefix", seed, s, 0.01, shots=16)
+    for seed, s in {11: 0.61, 12: 0.57, 13: 0.59, 14: 0.60, 15: 0.62}.items():
+        write(root, "fewshot", "rte-k32-finetune", "rte", "finetune", seed, s, 3e-5, shots=32)
+    return root
+
+
+@pytest.fixture(scope="module")
+def main(tree) -> dict:
+    return pt.main_table(tree / "main", resamples=RESAMPLES)
+
+
+def test_chosen_points_follow_the_lr_then_length_stages(main):
+    cells = main["cells"]["cb"]
+    assert cells["prefix"]["point"] == {"lr": 0.01, "prefix_len": 8}
+    assert cells["apt"]["point"] == {"lr": 0.02, "prefix_len": 16}
+    assert cells["finetune"]["point"] == {"lr": 3e-5, "prefix_len": None}
+    assert main["cells"]["conll04"]["finetune"]["point"]["lr"] == 5e-5
+    how = cells["prefix"]["how"]
+    assert [(s["lr"], s["mean"]) for s in how["lr_stage"]] == sorted(PT2_LR.items())
+    assert [(s["prefix_len"], s["mean"]) for s in how["len_stage"]] == sorted(PT2_LEN.items())
+    assert main["tasks"] == ["cb", "rte", "conll04"]  # the protocol's order
+
+
+def test_main_cells_means_std_and_partial(main):
+    cells = main["cells"]["cb"]
+    pt2 = [PT2_LEN[8], *PT2_SEEDS.values()]  # seed 11 from the len stage at length 8; seed 16 is off the point
+    assert cells["prefix"]["seeds"] == [11, 12, 13, 14, 15] and cells["prefix"]["dev"] == pt2
+    assert cells["prefix"]["mean"] == pytest.approx(mean(pt2)) and cells["prefix"]["std"] == pytest.approx(sd(pt2))
+    assert not cells["prefix"]["partial"] and cells["prefix"]["params"] == 1000
+    assert cells["prefix"]["examples_per_s"] == pytest.approx(mean([10.0] + [30.0] * 4))
+    apt = [APT_LEN[16], *APT_SEEDS.values()]  # seed 11 in both the lr and len stages: the len stage's, once
+    assert cells["apt"]["dev"] == apt and cells["apt"]["n"] == 3 and cells["apt"]["partial"]
+    assert any("seed 11 twice with different dev scores" in n and "77.5 (kept)" in n for n in main["notes"])
+    assert cells["apt"]["mean"] == pytest.approx(mean(apt)) and cells["apt"]["std"] == pytest.approx(sd(apt))
+    assert cells["finetune"]["dev"] == [0.66] and cells["finetune"]["partial"] and cells["finetune"]["std"] is None
+    ner = main["cells"]["conll04"]["finetune"]
+    dev = [NER_LR[5e-5][0], *(d for d, _ in NER_SEEDS.values())]
+    test = [NER_LR[5e-5][1], *(t for _, t in NER_SEEDS.values())]
+    assert ner["n"] == 3 and not ner["partial"] and ner["metric"] == "f1"
+    assert ner["mean"] == pytest.approx(mean(dev)) and ner["test_mean"] == pytest.approx(mean(test))
+    assert ner["test_std"] == pytest.approx(sd(test))
+    assert main["cells"]["conll04"]["apt"] is None and main["paired"]["conll04"] is None
+    assert any("cb-prefix-seeds: seeds [16]" in n for n in main["notes"])
+
+    md = pt.main_markdown(main)
+    f = lambda xs: f"{100 * mean(xs):.1f} ± {100 * sd(xs):.1f}"  # noqa: E731
+    assert f"| cb | accuracy | 66.0 (1/5, partial) | {f(pt2)} (5) | {f(apt)} (3/5, partial) |" in md
+    assert f"| conll04 | f1 | dev {f(dev)} · test {f(test)} (3) | - | - |" in md
+    assert "| cb | PT2 | 11,12,13,14,15 (5) | 0.01 | 8 | 1,000 |" in md
+    assert ("- cb PT2: lr stage 0.005: 70.0, **0.01: 75.0**, 0.02: 72.0; len stage **8: 78.0**, 16: 75.0 "
+            "-> lr 0.01, length 8") in md
+
+
+def test_apt_minus_pt2_paired_by_seed(main):
+    d = main["paired"]["cb"]
+    pt2 = {11: PT2_LEN[8], **PT2_SEEDS}
+    apt = {11: APT_LEN[16], **APT_SEEDS}
+    diffs = [apt[s] - pt2[s] for s in (11, 12, 13)]
+    assert d["seeds"] == [11, 12, 13] and d["diffs"] == pytest.approx(diffs)
+    assert d["mean"] == pytest.approx(mean(diffs)) and d["std"] == pytest.approx(sd(diffs))
+    assert min(diffs) <= d["low"] < d["mean"] < d["high"] <= max(diffs)
+    assert d["examples"] == "n/a (no predictions)"
+    md = pt.main_markdown(main)
+    assert (f"| cb | dev accuracy | 11,12,13 | {', '.join(f'{100 * x:+.1f}' for x in diffs)} | "
+            f"{100 * mean(diffs):+.1f} ± {100 * sd(diffs):.1f} |") in md
+
+
+def test_examples_bootstrap_where_every_run_has_predictions(main):
+    """RTE: APT right on 170 of 200, PT2 on 150, every seed: +10 points; each replicate is the share of those 20
+    examples in a draw of 200 (Binomial(200, 0.1) / 200), whose 95% range is about [0.06, 0.14]."""
+    d = main["paired"]["rte"]
+    assert d["diffs"] == pytest.approx([0.1] * 3) and d["std"] == pytest.approx(0.0, abs=1e-12)
+    ex = d["examples"]
+    assert isinstance(ex, dict) and ex["units"] == 200 and ex["seeds"] == [11, 12, 13]
+    assert ex["mean"] == pytest.approx(0.1) and 0.05 < ex["low"] < 0.08 and 0.12 < ex["high"] < 0.15
+    assert main["cells"]["rte"]["prefix"]["point"] == {"lr": 0.01, "prefix_len": 16}  # no len stage: lr stage's
+    assert any("rte-prefix-len: missing" in n for n in main["notes"])
+
+
+def test_ablations(tree, main):
+    a = pt.ablations_table(tree, main)
+    assert a["tasks"] == ["cb"]
+    rows = {r["variant"]: r for r in a["rows"]["cb"]}
+    assert list(rows) == ["PT2", "APT", "APT w/o token gate", "APT w/o layer gate", "PT2+", "PT2*"]
+    assert rows["PT2"]["mean"] == pytest.approx(main["cells"]["cb"]["prefix"]["mean"])
+    assert rows["APT"]["partial"] and rows["APT"]["params"] == 3000
+    no_token = list(ABL_NO_TOKEN.values())
+    assert rows["APT w/o token gate"]["mean"] == pytest.approx(mean(no_token))
+    assert rows["APT w/o token gate"]["std"] == pytest.approx(sd(no_token))
+    assert rows["APT w/o token gate"]["params"] == 2900
+    assert rows["APT w/o layer gate"]["n"] == 0
+    assert rows["PT2+"]["prefix_len"] == [24] and rows["PT2+"]["mean"] == pytest.approx(mean(list(ABL_PLUS.values())))
+    assert rows["PT2*"]["prefix_len"] == [STAR_LENGTHS] and rows["PT2*"]["partial"] and rows["PT2*"]["n"] == 3
+    md = pt.ablations_markdown(a)
+    star = list(ABL_STAR.values())
+    assert (f"| cb | PT2* | {100 * mean(star):.1f} ± {100 * sd(star):.1f} (accuracy) |  | 3/5, partial | 0.02 | "
+            f"[4,8,8,16,24,36] | 2,976 |") in md
+    assert "| cb | APT w/o layer gate | - |" in md
+
+
+def test_fewshot(tree):
+    f = pt.fewshot_table(tree / "fewshot")
+    assert [(r["task"], r["shots"]) for r in f["rows"]] == [("cb", 16), ("rte", 32)]
+    cb = f["rows"][0]["cells"]
+    apt, pt2 = list(FEW_APT.values()), list(FEW_PT2.values())
+    assert cb["apt"]["mean"] == pytest.approx(mean(apt)) and cb["apt"]["std"] == pytest.approx(sd(apt))
+    assert not cb["apt"]["partial"] and cb["prefix"]["partial"] and cb["finetune"] is None
+    md = pt.fewshot_markdown(f)
+    assert (f"| cb | 16 | accuracy | - | {100 * mean(pt2):.1f} ± {100 * sd(pt2):.1f} (3/5, partial) | "
+            f"{100 * mean(apt):.1f} ± {100 * sd(apt):.1f} (5) |") in md
+
+
+def test_defaults_lr_grid_chooses_per_setting(tmp_path):
+    """Token-gate bias 0 vs 3 at two lrs: each setting is reported at its own best-mean lr, and paired there."""
+    scores = {(0, 0.005): [0.70, 0.72, 0.71], (0, 0.01): [0.74, 0.73, 0.75],
+              (3, 0.005): [0.78, 0.76, 0.77], (3, 0.01): [0.69, 0.70, 0.74]}
+    for (bias, lr), values in scores.items():
+        for seed, s in zip((11, 12, 13), values):
+            write(tmp_path, "defaults", "rte-token-gate-bias", "rte", "apt", seed, s, lr,
+                  extra_args={"token_gate_bias": bias}, name=f"apt-b{bias}-lr{lr}-s{seed}")
+    [s] = pt.defaults_table(tmp_path / "defaults", RESAMPLES)
+    assert s["setting"] == "token_gate_bias" and s["lr_grid"]
+    by = {st["value"]: st for st in s["settings"]}
+    assert [st["value"] for st in s["settings"]] == [0, 3]  # the default first
+    assert by[0]["lr"] == 0.01 and by[3]["lr"] == 0.005
+    assert by[3]["dev"] == scores[(3, 0.005)] and by[3]["mean"] == pytest.approx(mean(scores[(3, 0.005)]))
+    diffs = [a - b for a, b in zip(scores[(3, 0.005)], scores[(0, 0.01)])]
+    [d] = s["paired"]
+    assert d["diffs"] == pytest.approx(diffs) and d["mean"] == pytest.approx(mean(diffs))
+    md = pt.defaults_markdown([s])
+    assert "lr chosen per setting: the lr of best mean dev" in md
+    assert f"3: **0.005 {100 * mean(scores[(3, 0.005)]):.1f}** (3), 0.01 {100 * mean(scores[(3, 0.01)]):.1f} (3)" in md
+
+
+def test_missing_and_command_line(tree, tmp_path):
+    missing = pt.missing_sweeps(tree)
+    assert len(missing["defaults"]) == 9 and "cb-prefix-len" not in missing["main"] and "wsc-apt-lr" in missing["main"]
+    assert "cb-no-layer-gate" in missing["ablations"] and "cb-no-token-gate" not in missing["ablations"]
+    out, js = tmp_path / "tables.md", tmp_path / "tables.json"
+    assert pt.main([str(tree), "--output", str(out), "--json", str(js), "--resamples", "500", "--no-examples"]) == 0
+    md, doc = out.read_text(), json.loads(js.read_text())
+    assert "No defaults runs." in md and "- defaults: no runs yet (9 sweeps expected)" in md
+    assert doc["main"]["cells"]["cb"]["apt"]["dev"] == [APT_LEN[16], *APT_SEEDS.values()]
+    assert doc["main"]["paired"]["rte"]["examples"] == "not computed (--no-examples)"
+    assert "Commits: c0ffee (" in md
+
+
+def test_committed_cb_defaults_reproduce_the_quoted_figures():
+    sweeps = {s["sweep"]: s for s in pt.defaults_table(ROOT / "benchmarks" / "results" / "defaults")}
+    dropout = sweeps["cb-attention-dropout"]
+    by = {st["value"]: st for st in dropout["settings"]}
+    assert dropout["settings"][0]["value"] == 0.1 and by[0.1]["seeds"] == [11, 12, 13, 14, 15]
+    assert [round(100 * x, 1) for x in by[0.1]["dev"]] == [75.0, 76.8, 76.8, 75.0, 78.6]
+    assert round(100 * by[0.1]["mean"], 1) == 76.4 and round(100 * by[0.1]["std"], 1) == 1.5
+    assert round(100 * by[0.0]["mean"], 1) == 74.6 and round(100 * by[0.0]["std"], 1) == 2.0
+    [d] = dropout["paired"]
+    assert d["value"] == 0.0 and d["minus"] == 0.1
+    assert [round(100 * x, 1) + 0.0 for x in d["diffs"]] == [-3.6, -1.8, -1.8, 0.0, -1.8]
+    assert (round(100 * d["mean"], 1), round(100 * d["std"], 1)) == (-1.8, 1.3)
+    assert (round(100 * d["low"], 1), round(100 * d["high"], 1)) == (-2.9, -0.7)
+    md = pt.defaults_markdown(list(sweeps.values()))
+    assert "| 0.1 (default) | 0.01 | 11,12,13,14,15 | 75.0, 76.8, 76.8, 75.0, 78.6 | 76.4 ± 1.5 |" in md
+    assert "| 0.0 | 0.01 | 11,12,13,14,15 | 71.4, 75.0, 75.0, 75.0, 76.8 | 74.6 ± 2.0 |" in md
+    assert "-1.8 ± 1.3, bootstrap 95% over seeds [-2.9, -0.7]" in md
+    pooling = sweeps["cb-gate-pooling"]
+    assert [st["value"] for st in pooling["settings"]] == ["mean", "cls"]
+    assert "| cls | 0.01 | 11,12,13,14,15 | 71.4, 73.2, 71.4, 73.2, 75.0 | 72.9 ± 1.5 |" in md
+    assert "-3.6 ± 1.3, bootstrap 95% over seeds [-4.6, -2.5]" in md
+    assert "Commits: e37e146422f31493f907183b3b41abe65127ca0c (10 runs). Machines: x86_64/cpu/2 cpus (10 runs)." in md
