@@ -184,6 +184,19 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or platform.platform()}"
 
 
+def profile(variant: str, args) -> None:
+    """Operator table (self CPU time) of two steps after ``args.warmup`` warm-up steps."""
+    from torch.profiler import profile as torch_profile
+
+    step = build_step(variant, load_encoder(args.model), args.prefix_len, args.batch, args.seq)[0]
+    for _ in range(args.warmup):
+        step()
+    with torch_profile() as prof:
+        for _ in range(2):
+            step()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+
+
 def time_all(args) -> dict[str, list[float]]:
     import torch
 
@@ -217,10 +230,14 @@ def main() -> None:
                         help=f"comma list, a subset of {','.join(VARIANTS)} (default: all)")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--memory-worker", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--profile", choices=VARIANTS, help="print torch.profiler's operator table for one variant")
     args = parser.parse_args()
     unknown = sorted(set(args.variants) - set(VARIANTS))
     if unknown:
         parser.error(f"--variants: unknown {unknown}; known: {list(VARIANTS)}")
+    if args.profile:
+        profile(args.profile, args)
+        return
     if args.memory_worker:
         print(json.dumps(memory_worker(args.memory_worker, args.memory_steps, args.prefix_len, args.batch, args.seq,
                                        args.model)))
