@@ -70,3 +70,22 @@ def randomize_adapter(module: torch.nn.Module, seed: int = 1, std: float = 0.5) 
         for p in module.parameters():
             if p.requires_grad:
                 p.copy_(torch.randn(p.shape, generator=g) * std + (1.0 if p.ndim == 0 else 0.0))
+
+
+def interrupt_after_checkpoint(monkeypatch, n: int):
+    """Make training raise KeyboardInterrupt right after its n-th checkpoint is written (a stopped process);
+    returns a function that restores the real writer, for the resumed run."""
+    import adaprefix.training as training
+
+    real_write = training.atomic_dir_write
+    written = {"n": 0}
+
+    def write_then_stop(target, write):
+        real_write(target, write)
+        if target.name == training.CHECKPOINT:
+            written["n"] += 1
+            if written["n"] == n:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "atomic_dir_write", write_then_stop)
+    return lambda: monkeypatch.setattr(training, "atomic_dir_write", real_write)

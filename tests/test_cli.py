@@ -10,7 +10,7 @@ import pytest
 
 import adaprefix.training as training
 from adaprefix.cli import main
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, interrupt_after_checkpoint
 
 pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"benchmark data not at {SHARED_DATA}")
 QUICK = ["--data-dir", str(SHARED_DATA), "--limit-train", "24", "--limit-eval", "12", "--batch-size", "8",
@@ -80,20 +80,10 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, monkeypatch):
     assert main([*args, "--output", str(tmp_path / "full")]) == 0
     full = read_results(tmp_path / "full")
 
-    real_write = training.atomic_dir_write
-    writes = {"n": 0}
-
-    def crash_after_second_checkpoint(target, write):
-        real_write(target, write)
-        if target.name == training.CHECKPOINT:
-            writes["n"] += 1
-            if writes["n"] == 2:
-                raise KeyboardInterrupt  # the process is stopped after epoch 2's checkpoint
-
-    monkeypatch.setattr(training, "atomic_dir_write", crash_after_second_checkpoint)
+    restore = interrupt_after_checkpoint(monkeypatch, 2)  # the process is stopped after epoch 2's checkpoint
     assert main([*args, "--output", str(tmp_path / "cut")]) == 130
     assert not (tmp_path / "cut" / "results.json").exists()
-    monkeypatch.setattr(training, "atomic_dir_write", real_write)
+    restore()
     assert main([*args, "--output", str(tmp_path / "cut"), "--resume"]) == 0
     resumed = read_results(tmp_path / "cut")
     assert [e["val"] for e in resumed["epochs"]] == [e["val"] for e in full["epochs"]]

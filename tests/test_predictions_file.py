@@ -15,7 +15,7 @@ from adaprefix.adapter_io import load_adapter
 from adaprefix.tasks import get_task
 from adaprefix.tasks.encode import Collator, encode
 from adaprefix.training import TrainArgs, decode, load_backbone, predict_logits, prediction_records, train
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, interrupt_after_checkpoint
 
 pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"benchmark data not at {SHARED_DATA}")
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,21 +83,11 @@ def test_file_holds_the_best_epoch_not_the_last(rte_run):
 def test_resumed_run_keeps_the_best_epochs_file(rte_run, tmp_path, monkeypatch):
     run = tmp_path / "cut"
     best = read(rte_run / "results.json")["best_epoch"]
-    real_write = training.atomic_dir_write
-    checkpoints = {"n": 0}
-
-    def stop_after_best_epochs_checkpoint(target, write):
-        real_write(target, write)
-        if target.name == training.CHECKPOINT:
-            checkpoints["n"] += 1
-            if checkpoints["n"] == best:
-                raise KeyboardInterrupt
-
-    monkeypatch.setattr(training, "atomic_dir_write", stop_after_best_epochs_checkpoint)
+    restore = interrupt_after_checkpoint(monkeypatch, best)
     with pytest.raises(KeyboardInterrupt):
         train(run_args(run, **RTE))
     assert read(run / training.VAL_PREDICTIONS)["epoch"] == best
-    monkeypatch.setattr(training, "atomic_dir_write", real_write)
+    restore()
     train(run_args(run, **RTE, resume=True))  # only later epochs run: none improves, the file must stay
     assert (run / training.VAL_PREDICTIONS).read_bytes() == (rte_run / training.VAL_PREDICTIONS).read_bytes()
     check_predictions_file(run, RTE)
