@@ -181,7 +181,20 @@ def commit() -> str:
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or platform.platform()}"
+    """Architecture, CPU count, CPU model and its bf16 / VNNI flags (hosts differ between sessions)."""
+    model, flags = platform.processor() or platform.platform(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    wanted = sorted(flags & {"avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "avx2"})
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, {model}, flags: {' '.join(wanted) or 'unknown'}"
 
 
 def profile(variant: str, args) -> None:
