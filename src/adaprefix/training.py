@@ -794,7 +794,17 @@ def provenance() -> dict:
         pass
     return {"adaprefix_commit": commit, "adaprefix_version": __version__, "torch": torch.__version__,
             "transformers": transformers.__version__, "machine": platform.machine(), "processor": platform.processor(),
-            "cpus": os.cpu_count(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+            "cpus": os.cpu_count(), "cpu_model": _cpu_model(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def _cpu_model() -> str | None:
+    """The CPU's model name (/proc/cpuinfo): hosts behind one machine name differ, and so do their speeds."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        return None
 
 
 def _jsonable(args: TrainArgs) -> dict:
