@@ -10,7 +10,8 @@ Phases (each a list of sweeps; every sweep resumes where it stopped, finished ru
 * ``defaults``: attention dropout 0.1 vs 0, gate pooling mean vs cls, token-gate bias 0 vs 3 (at lr 5e-3,
   1e-2, 2e-2), APT, prefix length 16, on CB (5 seeds), RTE and CoNLL04 (3 seeds).
 * ``main``: per task and method, stage 1 picks the learning rate on dev with the first seed (prefix methods
-  5e-3 / 1e-2 / 2e-2 at length 16; FT 1e-5 / 3e-5 / 5e-5), stage 2 the length (8 vs 16) at that rate, stage 3
+  5e-3 / 1e-2 / 2e-2 at length 16; FT 1e-5 / 3e-5 / 5e-5), stage 2 the length (8 vs 16) at that rate (16 is
+  stage 1's run at that rate, copied rather than retrained), stage 3
   runs the remaining seeds at the chosen point (report over main/<task>-* groups seed 11 with them). Same epochs for every method of a task.
 * ``ablations``: APT without token gate / without layer gate, PT2+ (parameter-matched to APT), PT2* (plan from
   the APT run's probe on train), at the main table's chosen APT point.
@@ -50,6 +51,13 @@ RUN_FILES = ("results.json", "val-predictions.json")  # what --collect keeps of 
 ADAPREFIX = [sys.executable, "-m", "adaprefix.cli"]
 
 
+def run_name(method: str, params: dict, seed: int) -> str:
+    """The folder name ``adaprefix sweep`` gives a run (adaprefix.experiments.sweep.run_name)."""
+    from adaprefix.experiments.sweep import run_name as sweep_run_name
+
+    return sweep_run_name(method, params, seed)
+
+
 def seeds_for(task: str) -> list[int]:
     return SEEDS_SMALL if task in SMALL_TASKS else SEEDS_LARGE
 
@@ -86,6 +94,14 @@ class Protocol:
                 run.mkdir(parents=True, exist_ok=True)
                 copy_run_files(results.parent, run)
 
+    def reuse(self, finished: Path, run: Path) -> None:
+        """Give ``run`` the results (and predictions) of ``finished``, an identical configuration and seed run
+        in another sweep, so that sweep reads them instead of training the same thing again."""
+        if self.ns.dry_run or (run / "results.json").is_file() or not (finished / "results.json").is_file():
+            return
+        run.mkdir(parents=True, exist_ok=True)
+        copy_run_files(finished, run)
+
     @staticmethod
     def chosen(sweep_dir: Path, method: str) -> dict | None:
         summary = sweep_dir / "summary.json"
@@ -118,6 +134,11 @@ class Protocol:
                     continue
                 point = ["--lr", str(best["lr"])]
                 if method != "finetune":
+                    # length 16 at this lr is stage 1's run: the same configuration and seed (runs are
+                    # deterministic; identical epoch by epoch, checked on CB), so it is copied, not retrained
+                    self.reuse(stage1 / "runs" / run_name(method, {"lr": best["lr"]}, seeds[0]),
+                               self.out / "main" / f"{task}-{method}-len" / "runs" /
+                               run_name(method, {"prefix_len": 16}, seeds[0]))
                     stage2 = self.sweep("main", f"{task}-{method}-len", task, method, ["prefix_len=8,16"], seeds[:1],
                                         point)
                     length = (self.chosen(stage2, method) or {}).get("prefix_len", 16)

@@ -146,3 +146,22 @@ def test_paper_methods_restrict_main_and_fewshot(tmp_path, capsys):
     assert paper.main(["--output", out, "--dry-run", "--phase", "main", "--tasks", "cb"]) == 0
     sweeps = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("[paper]")]
     assert sweeps == ["main/cb-prefix-lr:", "main/cb-apt-lr:", "main/cb-finetune-lr:"]
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"benchmark data not at {SHARED_DATA}")
+def test_paper_length_stage_reuses_the_lr_stage_run_instead_of_retraining_it(tmp_path):
+    """Stage 2 (length 8 vs 16 at the chosen lr) finds length 16 already trained by stage 1 (same configuration
+    and seed): it is copied in, and only length 8 trains."""
+    paper = load_paper()
+    out = tmp_path / "paper"
+    assert paper.main(["--output", str(out), "--results", str(tmp_path / "none"), "--data-dir", str(SHARED_DATA),
+                       "--phase", "main", "--tasks", "rte", "--methods", "prefix", "--", "--epochs", "1",
+                       "--limit-train", "16", "--limit-eval", "8", "--max-length", "48", "--batch-size", "8"]) == 0
+    chosen = paper.Protocol.chosen(out / "main" / "rte-prefix-lr", "prefix")
+    stage1 = out / "main" / "rte-prefix-lr" / "runs" / f"prefix-lr{chosen['lr']}-s11"
+    stage2 = out / "main" / "rte-prefix-len" / "runs"
+    assert (stage2 / "prefix-prefix_len16-s11" / "results.json").read_bytes() == (stage1 / "results.json").read_bytes()
+    assert (stage2 / "prefix-prefix_len16-s11" / training.VAL_PREDICTIONS).is_file()
+    assert not (stage2 / "prefix-prefix_len16-s11" / "metrics.jsonl").exists()  # not trained here
+    assert (stage2 / "prefix-prefix_len8-s11" / "metrics.jsonl").is_file()  # the other length trained
+    assert sorted(p.name for p in (out / "main" / "rte-prefix-seeds" / "runs").iterdir()) == ["prefix-s12", "prefix-s13"]
