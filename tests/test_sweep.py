@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from adaprefix.experiments.report import collect_rows, markdown_table
+from adaprefix.experiments.report import best_per_method, collect_rows, markdown_table
 from adaprefix.experiments.sweep import SweepSpec, _changed_settings, parse_grid
 from adaprefix.training import TrainArgs
 from conftest import SHARED_DATA
@@ -67,6 +67,19 @@ def test_report_groups_seeds_and_computes_spread(tmp_path):
     table = markdown_table(rows)
     assert "65.0 ± 7.1" in table and "50.0 ± 0.0" in table
     assert table.splitlines()[2].endswith("| yes |")  # lr 1e-2 is chosen (best mean dev)
+
+
+def test_ties_on_dev_go_to_fewer_parameters_then_the_smaller_learning_rate():
+    def row(lr, params, dev):
+        return {"task": "cb", "method": "prefix", "config": {"lr": lr}, "trainable_params_without_head": params,
+                "dev": {"mean": dev}}
+
+    for order in (1, -1):  # whatever the row order
+        rows = [row(1e-2, 7000, 0.732), row(1e-2, 3000, 0.732), row(2e-2, 3000, 0.732), row(5e-3, 9000, 0.714)][::order]
+        chosen = best_per_method(rows)["cb/prefix"]
+        assert (chosen["config"]["lr"], chosen["trainable_params_without_head"]) == (1e-2, 3000)
+    better = [row(1e-2, 3000, 0.732), row(2e-2, 9000, 0.75)]
+    assert best_per_method(better)["cb/prefix"]["dev"]["mean"] == 0.75  # the score comes first
 
 
 @needs_data

@@ -84,11 +84,20 @@ def collect_rows(paths: list[str | Path]) -> list[dict]:
 
 
 def best_per_method(rows: list[dict]) -> dict[str, dict]:
-    """Per task and method, the configuration with the best mean dev score (chosen on dev only)."""
+    """Per task and method, the configuration with the best mean dev score (chosen on dev only).
+
+    Ties (frequent on dev sets of 56 to 104 examples) go to the cheaper configuration: fewer trainable parameters
+    (without the head), then the smaller learning rate; a rule, so the choice does not depend on row order.
+    """
+    def rank(row: dict) -> tuple:
+        params = row.get("trainable_params_without_head")
+        lr = row.get("config", {}).get("lr")
+        return (row["dev"]["mean"], -(params if params is not None else 0), -(lr if lr is not None else 0.0))
+
     best: dict[str, dict] = {}
     for row in rows:
         key = f"{row['task']}/{row['method']}"
-        if key not in best or row["dev"]["mean"] > best[key]["dev"]["mean"]:
+        if key not in best or rank(row) > rank(best[key]):
             best[key] = row
     return best
 
@@ -131,7 +140,8 @@ def write_report(paths: list[str | Path], output: str | Path | None = None, titl
     best = best_per_method(rows)
     doc = {"rows": rows, "chosen": {k: v["config"] for k, v in best.items()}, **(extra or {})}
     md = (f"# {title}\n\nScores x100, mean ± std over seeds (sample std); dev = the selection metric at the best "
-          f"epoch, test = at that epoch (NER). 'chosen' = best mean dev per task and method.\n\n"
+          f"epoch, test = at that epoch (NER). 'chosen' = best mean dev per task and method (ties: fewer trainable "
+          f"parameters, then the smaller learning rate).\n\n"
           + markdown_table(rows)
           + f"\nCommits: {', '.join(sorted({c for r in rows for c in r['commits']}))}. "
           + f"Machines: {', '.join(sorted({m for r in rows for m in r['machines']}))}.\n")
