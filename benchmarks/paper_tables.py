@@ -643,8 +643,8 @@ def main_markdown(table: dict) -> str:
             out.append(f"| {t} | {label} | {','.join(map(str, d['seeds']))} | "
                        f"{', '.join(fmt_diff(x) for x in s['diffs'])}"
                        f" | {fmt_diff(s['mean'])}{sd} | {fmt_interval(s)} | {ex_cell} |")
-    out.append("\nHow the points were chosen (seed 11, dev x100; chosen in bold: the best dev, ties to the first "
-               "in file order, as the sweeps chose):\n")
+    out.append("\nHow the points were chosen (seed 11, dev x100; chosen in bold: the best dev, ties to fewer "
+               "trainable parameters, then the smaller learning rate, as the sweeps chose):\n")
     for t in table["tasks"]:
         for m in METHODS:
             c = table["cells"][t][m]
