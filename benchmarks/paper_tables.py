@@ -373,7 +373,7 @@ def _value_key(value: Any) -> str:
 
 def defaults_sweep(folder: Path, resamples: int = RESAMPLES) -> dict | None:
     """One defaults sweep (``defaults/<task>-<setting>``): per setting value, its runs at its chosen lr (the lr of
-    best mean dev when the sweep has several), per-seed dev scores, mean and std, and every other value minus the
+    best mean dev among the lrs with the most seeds, when the sweep has several), per-seed dev scores, mean and std, and every other value minus the
     reference value paired by seed. None when the folder has no runs.
 
         s = defaults_sweep(Path("benchmarks/results/defaults/cb-attention-dropout"))
@@ -404,7 +404,10 @@ def defaults_sweep(folder: Path, resamples: int = RESAMPLES) -> dict | None:
             by_lr.setdefault(run.lr, []).append(run)
         lr_stats = {lr: summarize(one_per_seed(rs, notes, f"{folder.name} {setting}={values[key]} lr {fmt_lr(lr)}"))
                     for lr, rs in sorted(by_lr.items(), key=lambda kv: (kv[0] is None, kv[0] or 0.0))}
-        chosen = max(lr_stats, key=lambda lr: lr_stats[lr]["mean"])  # first of equal means: the smallest lr
+        # the lr of best mean dev among those with the most seeds in (a one-seed arm of a partial sweep does not
+        # outrank a five-seed one); first of equal means: the smallest lr
+        most = max(st["n"] for st in lr_stats.values())
+        chosen = max((lr for lr in lr_stats if lr_stats[lr]["n"] == most), key=lambda lr: lr_stats[lr]["mean"])
         settings.append({**lr_stats[chosen], "value": values[key], "reference": key == reference, "lr": chosen,
                          "lr_means": [{"lr": lr, "mean": s["mean"], "n": s["n"]} for lr, s in lr_stats.items()],
                          "_runs": one_per_seed(by_lr[chosen])})
@@ -453,7 +456,8 @@ def defaults_markdown(sweeps: list[dict]) -> str:
                        f"{', '.join(fmt_diff(x) for x in d['diffs'])} | {fmt_diff(d['mean'])}{sd}, bootstrap 95% over "
                        f"seeds {fmt_interval(d)} |")
         if s["lr_grid"]:
-            out.append(f"\nlr chosen per setting: the lr of best mean dev over seeds (dev mean x100, seeds): "
+            out.append("\nlr chosen per setting: the lr of best mean dev among those with the most seeds in "
+                       "(dev mean x100, seeds): "
                        + "; ".join(f"{st['value']}: " + ", ".join(
                            (f"**{fmt_lr(m['lr'])} {fmt(m['mean'])}**" if m["lr"] == st["lr"] else
                             f"{fmt_lr(m['lr'])} {fmt(m['mean'])}") + f" ({m['n']})" for m in st["lr_means"])
