@@ -175,28 +175,6 @@ def run_memory_worker(variant: str, args, env_extra: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=os.path.dirname(__file__))
-    return out.stdout.strip() or "unknown"
-
-
-def machine() -> str:
-    """Architecture, CPU count, CPU model and its bf16 / VNNI flags (hosts differ between sessions)."""
-    model, flags = platform.processor() or platform.platform(), set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model:
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
-    wanted = sorted(flags & {"avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "avx2"})
-    return f"{platform.machine()}, {os.cpu_count()} CPUs, {model}, flags: {' '.join(wanted) or 'unknown'}"
-
-
 def profile(variant: str, args) -> None:
     """Operator table (self CPU time) of two steps after ``args.warmup`` warm-up steps."""
     from torch.profiler import profile as torch_profile
@@ -285,10 +263,12 @@ def main() -> None:
         verdict = "(information)" if target is None else f"target <= {target:.2f}   {'met' if value <= target else 'MISSED'}"
         print(f"{label:52s} {value:6.3f}   {verdict}")
     if args.json:
+        from adaprefix.training import provenance  # commit, versions, CPU model and speed flags, as runs record
+
         with open(args.json, "w") as f:
             json.dump({"median_ms": med, "quartiles_ms": quart, "peak_train_mib": mem, "peak_live_mib": live_mem,
                        "ratios": ratios, "times_s": times, "memory": memory, "live_memory": live,
-                       "args": vars(args), "commit": commit(), "machine": machine(),
+                       "args": vars(args), **provenance(),
                        "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count()}, f, indent=2)
 
 
