@@ -63,6 +63,25 @@ def padded_batch(vocab: int = 120, seed: int = 0, lengths=(9, 6, 3)) -> tuple[to
     return ids, mask, types
 
 
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B x n x d) -> (B x H x n x d_h)."""
+    batch, n, d = x.shape
+    return x.view(batch, n, heads, d // heads).transpose(1, 2)
+
+
+def written_out_prefix_attention(q, k, v, prefix_key, prefix_value, scale: float, real_bias, key_mask):
+    """The reference for families with relative position terms, written out: one softmax over [prefix ; real]
+    columns, prefix columns scored q.P_k / scale only, real columns q.k / scale + ``real_bias``, padded keys
+    (``key_mask`` False) masked. q, k, v: (B x H x n x d_h); prefix_key, prefix_value: (l x d). Returns the
+    context (B x n x d)."""
+    batch, heads, n, head_dim = q.shape
+    pk, pv = (split_heads(p.expand(batch, -1, -1), heads) for p in (prefix_key, prefix_value))
+    prefix_scores = q @ pk.transpose(-1, -2) / scale
+    real_scores = (q @ k.transpose(-1, -2) / scale + real_bias).masked_fill(~key_mask[:, None, None, :], float("-inf"))
+    probs = torch.softmax(torch.cat([prefix_scores, real_scores], dim=-1), dim=-1)
+    return (probs @ torch.cat([pv, v], dim=2)).transpose(1, 2).reshape(batch, n, heads * head_dim)
+
+
 def randomize_adapter(module: torch.nn.Module, seed: int = 1, std: float = 0.5) -> None:
     """Give every trainable tensor non-trivial values so that tests cannot pass by zeros or ones."""
     g = torch.Generator().manual_seed(seed)

@@ -12,7 +12,7 @@ from transformers import AutoModel, DebertaV2Config
 
 from adaprefix import PrefixConfig, TaskModel, attach
 from adaprefix.backbones.deberta import DebertaV2Family, log_bucket
-from conftest import padded_batch, randomize_adapter
+from conftest import padded_batch, randomize_adapter, split_heads, written_out_prefix_attention
 
 TINY = dict(vocab_size=120, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
             max_position_embeddings=80, relative_attention=True, position_biased_input=False, type_vocab_size=0)
@@ -80,19 +80,14 @@ def test_prefix_columns_take_plain_content_scores():
         got = family.layer_forward(encoder, layer, hidden, mask.bool(), (pk, pv), None, 0.0, ctx)
 
         attn = layer.attention.self
-        split = lambda x: x.view(batch, -1, heads, dh).transpose(1, 2)  # noqa: E731
-        q, k, v = split(attn.query_proj(hidden)), split(attn.key_proj(hidden)), split(attn.value_proj(hidden))
-        pk_h, pv_h = split(pk.expand(batch, -1, -1)), split(pv.expand(batch, -1, -1))
-        scale = math.sqrt(dh * 3)
+        q, k, v = (split_heads(proj(hidden), heads) for proj in (attn.query_proj, attn.key_proj, attn.value_proj))
         # transformers' own disentangled bias (c2p + p2c, already scaled) for the real tokens
         flat = lambda x: x.reshape(batch * heads, n, dh)  # noqa: E731
         rel_bias = attn.disentangled_attention_bias(flat(q), flat(k), ctx.relative, ctx.rel_embeddings, 3)
         rel_bias = rel_bias.view(batch, heads, n, n)
         assert rel_bias.abs().max() > 1e-3
-        prefix_scores = q @ pk_h.transpose(-1, -2) / scale  # content only
-        real_scores = (q @ k.transpose(-1, -2) / scale + rel_bias).masked_fill(~mask.bool()[:, None, None, :], -1e30)
-        probs = torch.softmax(torch.cat([prefix_scores, real_scores], dim=-1), dim=-1)
-        context = (probs @ torch.cat([pv_h, v], dim=2)).transpose(1, 2).reshape(batch, n, d)
+        # prefix columns: content only
+        context = written_out_prefix_attention(q, k, v, pk, pv, math.sqrt(dh * 3), rel_bias, mask.bool())
         attn_out = layer.attention.output(context, hidden)
         expected = layer.output(layer.intermediate(attn_out), attn_out)
     assert (got - expected).abs().max() < 1e-5

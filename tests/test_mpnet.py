@@ -11,7 +11,7 @@ from transformers import AutoModel, MPNetConfig
 
 from adaprefix import PrefixConfig, TaskModel, attach
 from adaprefix.backbones.mpnet import MPNetFamily, relative_bucket
-from conftest import SHARED_DATA, padded_batch, randomize_adapter
+from conftest import SHARED_DATA, padded_batch, randomize_adapter, split_heads, written_out_prefix_attention
 
 TINY = dict(vocab_size=120, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
             max_position_embeddings=80)
@@ -85,14 +85,8 @@ def test_prefix_columns_get_no_relative_bias():
         got = family.layer_forward(encoder, layer, hidden, mask.bool(), (pk, pv), None, 0.0, bias)
 
         attn = layer.attention.attn
-        split = lambda x: x.view(batch, -1, heads, dh).transpose(1, 2)  # noqa: E731
-        q, k, v = split(attn.q(hidden)), split(attn.k(hidden)), split(attn.v(hidden))
-        pk_h, pv_h = split(pk.expand(batch, -1, -1)), split(pv.expand(batch, -1, -1))
-        prefix_scores = q @ pk_h.transpose(-1, -2) / math.sqrt(dh)  # no bias
-        real_scores = q @ k.transpose(-1, -2) / math.sqrt(dh) + bias
-        real_scores = real_scores.masked_fill(~mask.bool()[:, None, None, :], float("-inf"))
-        probs = torch.softmax(torch.cat([prefix_scores, real_scores], dim=-1), dim=-1)
-        context = (probs @ torch.cat([pv_h, v], dim=2)).transpose(1, 2).reshape(batch, n, d)
+        q, k, v = (split_heads(proj(hidden), heads) for proj in (attn.q, attn.k, attn.v))
+        context = written_out_prefix_attention(q, k, v, pk, pv, math.sqrt(dh), bias, mask.bool())  # prefix: no bias
         attn_out = layer.attention.LayerNorm(attn.o(context) + hidden)
         expected = layer.output(layer.intermediate(attn_out), attn_out)
     assert (got - expected).abs().max() < 1e-5
