@@ -15,7 +15,8 @@ Phases (each a list of sweeps; every sweep resumes where it stopped, finished ru
   runs the remaining seeds at the chosen point (report over main/<task>-* groups seed 11 with them). Same epochs for every method of a task.
 * ``ablations``: APT without token gate / without layer gate, PT2+ (parameter-matched to APT), PT2* (plan from
   the APT run's probe on train), at the main table's chosen APT point.
-* ``gates``: ``adaprefix probe`` on the first-seed APT run of each task (COPA, CoNLL04, RTE, CB).
+* ``gates``: ``adaprefix probe`` (on train) of every seed's APT run at the main table's chosen point (COPA,
+  CoNLL04, RTE, CB, WSC); ``paper_tables.py`` turns them into table 5 and its figure.
 * ``fewshot``: K = 16 and 32 per class on CB, RTE, WiC, COPA and CoNLL04, PT2 / APT / FT, five draws; the epoch
   is chosen on K per class drawn from train, disjoint from the training draw (``--shots-dev``).
 
@@ -43,6 +44,7 @@ MAIN_TASKS = ["cb", "copa", "wsc", "rte", "wic", "conll04", "conll03", "multirc"
 DEFAULTS_TASKS = ("cb", "rte", "conll04")
 ABLATION_TASKS = ("cb", "rte", "copa", "conll04")
 FEWSHOT_TASKS = ("cb", "rte", "wic", "copa", "conll04")
+GATE_TASKS = ("copa", "conll04", "rte", "cb", "wsc")  # the paper's figure shows COPA and CoNLL04
 SHOTS = (16, 32)
 PREFIX_LRS = "5e-3,1e-2,2e-2"
 FT_LRS = "1e-5,3e-5,5e-5"
@@ -95,12 +97,15 @@ class Protocol:
                 copy_run_files(results.parent, run)
 
     def reuse(self, finished: Path, run: Path) -> None:
-        """Give ``run`` the results (and predictions) of ``finished``, an identical configuration and seed run
-        in another sweep, so that sweep reads them instead of training the same thing again."""
+        """Give ``run`` the results, predictions and adapter of ``finished``, an identical configuration and seed
+        run in another sweep, so that sweep reads them instead of training the same thing again (and the probe and
+        PT2+ find the adapter there)."""
         if self.ns.dry_run or (run / "results.json").is_file() or not (finished / "results.json").is_file():
             return
         run.mkdir(parents=True, exist_ok=True)
-        copy_run_files(finished, run)
+        if (finished / "adapter").is_dir():
+            shutil.copytree(finished / "adapter", run / "adapter", dirs_exist_ok=True)
+        copy_run_files(finished, run)  # results.json last: a run with results is complete
 
     @staticmethod
     def chosen(sweep_dir: Path, method: str) -> dict | None:
@@ -109,6 +114,30 @@ class Protocol:
             return None
         doc = json.loads(summary.read_text())
         return next((v for k, v in doc["chosen"].items() if k.endswith("/" + method)), None)
+
+    def chosen_runs(self, task: str, method: str) -> list[Path]:
+        """The run folders at the main table's chosen point of ``task`` and ``method`` (prefix methods), seed 11
+        first, each one that holds a trained adapter: seed 11 from the len stage or, where that run is a copy
+        without its adapter, the lr stage's identical run; the other seeds from the seeds stage. Seeds whose
+        adapter is not on this disk (results restored from the repository) are left out with a line."""
+        main = self.out / "main"
+        best = self.chosen(main / f"{task}-{method}-len", method)
+        if best is None:
+            return []
+        seeds = seeds_for(task)
+        first = [main / f"{task}-{method}-len" / "runs" / run_name(method, {"prefix_len": best["prefix_len"]}, seeds[0])]
+        if best["prefix_len"] == 16:
+            first.append(main / f"{task}-{method}-lr" / "runs" / run_name(method, {"lr": best["lr"]}, seeds[0]))
+        candidates = [first] + [[main / f"{task}-{method}-seeds" / "runs" / run_name(method, {}, s)] for s in seeds[1:]]
+        runs = []
+        for options in candidates:
+            found = next((r for r in options if (r / "adapter").is_dir() and (r / "results.json").is_file()), None)
+            if found is not None:
+                runs.append(found)
+            elif any((r / "results.json").is_file() for r in options):
+                print(f"[paper] {options[0]}: finished, but its adapter is not on this disk (restored results); "
+                      "not probed", flush=True)
+        return runs
 
     # ------------------------------------------------------------ phases
 
@@ -158,8 +187,10 @@ class Protocol:
             point = ["--lr", str(best["lr"]), "--prefix-len", str(best["prefix_len"])]
             self.sweep("ablations", f"{task}-no-token-gate", task, "apt", [], seeds, [*point, "--no-token-gate"])
             self.sweep("ablations", f"{task}-no-layer-gate", task, "apt", [], seeds, [*point, "--no-layer-gate"])
-            first_apt = sorted(apt_dir.glob(f"runs/apt-prefix_len{best['prefix_len']}-s11"))
+            first_apt = [r for r in self.chosen_runs(task, "apt") if r.name.endswith(f"-s{seeds[0]}")]
             if not first_apt:
+                print(f"[paper] ablations/{task}: no seed-{seeds[0]} APT adapter to size PT2+ and plan PT2*; skipped",
+                      flush=True)
                 continue
             self.sweep("ablations", f"{task}-pt2-plus", task, "prefix", [], seeds,
                        ["--lr", str(best["lr"]), "--match-params", str(first_apt[0])])
@@ -187,8 +218,11 @@ class Protocol:
         return out
 
     def gates(self, tasks: list[str]) -> None:
-        for task in [t for t in ("copa", "conll04", "rte", "cb") if t in tasks]:
-            for run in sorted((self.out / "main" / f"{task}-apt-len").glob("runs/*-s11")):
+        """Probe every seed's APT run at the main table's chosen point on train (the gate table and figure show
+        the spread over seeds; seed 11's probe is also PT2*'s plan)."""
+        for task in [t for t in GATE_TASKS if t in tasks]:
+            for run in self.chosen_runs(task, "apt"):
+                print(f"[paper] gates/{task}: probe {run}", flush=True)
                 self.probe(run, "train")
 
     # ------------------------------------------------------------ results into the repository

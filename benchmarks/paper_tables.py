@@ -1,7 +1,7 @@
 """Every table of the paper protocol (``benchmarks/paper.py``), rebuilt from the committed results folder.
 
     python benchmarks/paper_tables.py benchmarks/results [--output benchmarks/results/paper-tables.md]
-        [--json benchmarks/results/paper-tables.json] [--tables defaults main ablations fewshot]
+        [--json benchmarks/results/paper-tables.json] [--tables defaults main ablations fewshot gates]
         [--resamples 10000] [--no-examples]
 
 Reads ``DIR/<phase>/<sweep>/<run>/results.json`` as ``paper.py --collect`` leaves them (``val-predictions.json``
@@ -23,6 +23,8 @@ test = the test score at that epoch (NER: CoNLL03, CoNLL04, OntoNotes).
 3. Ablations: per task, PT2 and APT (main table cells), APT without token gate, without layer gate, PT2+ and PT2*.
 4. Few-shot: per task and K, FT / PT2 / APT mean ± std over draws (dev score at the epoch chosen on the select
    split).
+5. Gates (``paper_gates.py``): per task, each layer's share of APT's gate weight from the probes of the main
+   table's APT runs, mean ± sd over seeds, with a figure (``--figure``, default paper-gates.png beside --output).
 
 Each table ends with the commits and machines its runs came from; sweeps the protocol expects but the folder lacks
 are listed at the end (and on stderr). Each table can be built on its own::
@@ -42,6 +44,7 @@ import argparse
 import importlib.util
 import json
 import math
+import os
 import re
 import statistics
 import sys
@@ -67,6 +70,7 @@ def _import_script(name: str):
 
 paired = _import_script("paired")
 paper = _import_script("paper")  # the protocol's tasks, seeds and grids, as benchmarks/paper.py runs them
+paper_gates = _import_script("paper_gates")  # table 5 and its figure
 
 # ---------------------------------------------------------------- the protocol (as benchmarks/paper.py runs it)
 
@@ -821,12 +825,13 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-TABLES = ("defaults", "main", "ablations", "fewshot")
+TABLES = ("defaults", "main", "ablations", "fewshot", "gates")
 
 
 def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES,
-          examples: bool = True) -> tuple[str, dict]:
-    """(markdown, JSON document) of the chosen tables of the results folder ``root``.
+          examples: bool = True, figure: Path | None = None, figure_link: str | None = None) -> tuple[str, dict]:
+    """(markdown, JSON document) of the chosen tables of the results folder ``root``; with ``figure``, the gates
+    table's figure is drawn there (and linked as ``figure_link``, default its name).
 
         md, doc = build(Path("benchmarks/results"), ["defaults"])
     """
@@ -838,7 +843,7 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
     if "defaults" in tables:
         doc["defaults"] = defaults_table(root / "defaults", resamples)
         parts.append(defaults_markdown(doc["defaults"]))
-    if "main" in tables or "ablations" in tables:
+    if {"main", "ablations", "gates"} & set(tables):
         main = main_table(root / "main", resamples, examples and "main" in tables)
         if "main" in tables:
             doc["main"] = main
@@ -849,6 +854,15 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
     if "fewshot" in tables:
         doc["fewshot"] = fewshot_table(root / "fewshot")
         parts.append(fewshot_markdown(doc["fewshot"]))
+    if "gates" in tables:
+        apt_runs = {t: main["cells"][t]["apt"]["_runs"] for t in main["tasks"] if main["cells"][t]["apt"]}
+        doc["gates"] = paper_gates.gates_table(apt_runs)
+        if figure is not None and doc["gates"]["tasks"]:
+            paper_gates.plot_gates(doc["gates"], figure)
+            figure_link = figure_link or Path(figure).name
+        else:
+            figure_link = None
+        parts.append(paper_gates.gates_markdown(doc["gates"], figure_link))
     doc["missing"] = {p: v for p, v in missing_sweeps(root).items() if p in tables}
     parts.append(missing_markdown(doc["missing"]))
     return "\n".join(parts), _jsonable(doc)
@@ -862,11 +876,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES))
     ap.add_argument("--resamples", type=int, default=RESAMPLES, help=f"bootstrap replicates (default {RESAMPLES})")
     ap.add_argument("--no-examples", action="store_true", help="skip the bootstrap over seeds x dev examples")
+    ap.add_argument("--figure", help="draw the gates figure here (default: paper-gates.png beside --output)")
     ns = ap.parse_args(argv)
     root = Path(ns.results)
     if not root.is_dir():
         raise SystemExit(f"{root}: no such results folder")
-    md, doc = build(root, ns.tables, ns.resamples, not ns.no_examples)
+    figure = Path(ns.figure) if ns.figure else (Path(ns.output).parent / "paper-gates.png" if ns.output else None)
+    link = os.path.relpath(figure.resolve(), Path(ns.output).resolve().parent) if figure and ns.output else None
+    md, doc = build(root, ns.tables, ns.resamples, not ns.no_examples, figure, link)
     for phase, names in doc["missing"].items():
         if names:
             print(f"[paper_tables] {phase}: {len(names)} of {len(expected_sweeps()[phase])} sweeps missing",

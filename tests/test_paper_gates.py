@@ -1,0 +1,163 @@
+"""benchmarks/paper_gates.py (table 5: where APT's gate weight sits) and the pieces of benchmarks/paper.py that feed
+it: hand-written probes whose shares, lower-half share and centre of mass are worked out here by hand; the table
+built through paper_tables from the main table's chosen APT runs; paper.py finding the runs that hold adapters."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(name: str):
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+gates_mod = load("paper_gates")
+pt = load("paper_tables")
+paper = load("paper")
+
+
+def write_probe(folder: Path, weights: list[float], task: str = "cb", alpha: float = 0.5) -> None:
+    """A gates.json as `adaprefix probe` writes it: weight = |lambda| x mean alpha with every slot's alpha =
+    ``alpha`` (two slots per layer), so lambda = weight / alpha."""
+    layers = [{"layer": i, "length": 2, "lambda": w / alpha, "alpha_mean": [alpha, alpha], "alpha_std": [0.0, 0.0],
+               "weight": w} for i, w in enumerate(weights)]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "gates.json").write_text(json.dumps({"task": task, "split": "train", "examples": 250, "layers": layers}))
+
+
+def run_at(folder: Path, seed: int) -> SimpleNamespace:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text("{}")
+    return SimpleNamespace(path=folder / "results.json", seed=seed)
+
+
+UP = [1, 1, 2, 2, 3, 3]    # sum 12: lower half (1+1+2)/12 = 1/3, centre (1 + 4 + 6 + 12 + 15) / (12 x 5) = 38/60
+DOWN = [3, 3, 2, 2, 1, 1]  # lower half 8/12 = 2/3, centre (3 + 4 + 6 + 4 + 5) / 60 = 22/60
+
+
+def test_shares_lower_half_and_centre_by_hand(tmp_path):
+    a = run_at(tmp_path / "sweep" / "apt-s11", 11)
+    b = run_at(tmp_path / "sweep" / "apt-s12", 12)
+    c = run_at(tmp_path / "sweep" / "apt-s13", 13)  # no probe
+    write_probe(tmp_path / "sweep" / "apt-s11-probe-train", UP)  # the collected layout
+    write_probe(tmp_path / "sweep" / "apt-s12" / "probe-train", DOWN)  # a live run folder
+    table = gates_mod.gates_table({"cb": [b, c, a], "rte": [run_at(tmp_path / "rte" / "apt-s11", 11)]})
+    assert table["tasks"] == ["cb"] and any("rte: no probe" in n for n in table["notes"])
+    row = table["rows"]["cb"]
+    assert row["seeds"] == [11, 12] and row["unprobed"] == [13] and row["layers"] == 6
+    assert row["shares"][0] == pytest.approx([w / 12 for w in UP])
+    assert row["share_mean"] == pytest.approx([4 / 24] * 6)  # UP + DOWN = 4 in every layer
+    assert row["share_sd"][0] == pytest.approx(math.sqrt(2) * 1 / 12)  # |3 - 1| / 12 apart: sd = gap / sqrt(2)
+    assert row["lower_half"]["per_seed"] == pytest.approx([1 / 3, 2 / 3])
+    assert row["lower_half"]["mean"] == pytest.approx(0.5)
+    assert row["lower_half"]["sd"] == pytest.approx((1 / 3) / math.sqrt(2))
+    assert row["centre"]["per_seed"] == pytest.approx([38 / 60, 22 / 60])
+    assert row["lambda_mean"][0] == pytest.approx((1 / 0.5 + 3 / 0.5) / 2) and row["alpha_mean"][0] == pytest.approx(0.5)
+    md = gates_mod.gates_markdown(table, "gates.png")
+    assert "| cb | 11,12 | 16.7 ± 11.8 |" in md and "| 50.0 ± 23.6 | 50.0 ± 18.9 |" in md  # centre sd: (16/60)/sqrt 2
+    assert "![Gate weight share per layer](gates.png)" in md and "cb: seeds [13] have no probe on train" in md
+
+
+def test_odd_layer_count_splits_the_middle_layer():
+    assert gates_mod.lower_half_share([0.2, 0.5, 0.3]) == pytest.approx(0.2 + 0.25)
+    assert gates_mod.centre_of_mass([0.2, 0.5, 0.3]) == pytest.approx((0.5 + 0.6) / 2)
+    with pytest.raises(ValueError, match="every layer's gate weight is 0"):
+        gates_mod.layer_shares({"task": "cb", "layers": [{"weight": 0.0}, {"weight": 0.0}]})
+
+
+def test_paper_tables_builds_table_5_from_the_chosen_apt_runs(tmp_path):
+    """APT's chosen point in this tree: lr 0.02, length 16 (seed 11 from the len stage, seeds 12-13 from the seeds
+    stage); a probe beside an off-point lr-stage run must not be read."""
+    root = tmp_path / "results"
+
+    def apt(sweep: str, seed: int, score: float, lr: float, length: int | None, name: str) -> Path:
+        folder = root / "main" / sweep / name
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_text(json.dumps({
+            "task": "cb", "method": "apt", "seed": seed, "prefix_lengths": [length or 16] * 6,
+            "train_args": {"task": "cb", "method": "apt", "lr": lr, "prefix_len": length, "seed": seed},
+            "best": {"val": {"accuracy": score}}, "selection_metric": "val.accuracy",
+            "trainable_params_without_head": 3000}))
+        return folder
+
+    for lr, score in ((0.005, 0.70), (0.01, 0.72), (0.02, 0.75)):
+        apt("cb-apt-lr", 11, score, lr, 16, f"apt-lr{lr}-s11")
+    apt("cb-apt-len", 11, 0.70, 0.02, 8, "apt-prefix_len8-s11")
+    apt("cb-apt-len", 11, 0.75, 0.02, 16, "apt-prefix_len16-s11")
+    for seed in (12, 13):
+        apt("cb-apt-seeds", seed, 0.74, 0.02, 16, f"apt-s{seed}")
+    write_probe(root / "main" / "cb-apt-len" / "apt-prefix_len16-s11-probe-train", UP)
+    write_probe(root / "main" / "cb-apt-seeds" / "apt-s12-probe-train", DOWN)
+    write_probe(root / "main" / "cb-apt-seeds" / "apt-s13-probe-train", UP)
+    write_probe(root / "main" / "cb-apt-lr" / "apt-lr0.005-s11-probe-train", [1, 0, 0, 0, 0, 0])  # off the point
+    md, doc = pt.build(root, ["gates"], figure=tmp_path / "fig" / "gates.png")
+    row = doc["gates"]["rows"]["cb"]
+    assert row["seeds"] == [11, 12, 13]
+    assert row["lower_half"]["per_seed"] == pytest.approx([1 / 3, 2 / 3, 1 / 3])
+    assert "## 5. Gates" in md and "![Gate weight share per layer](gates.png)" in md
+    assert (tmp_path / "fig" / "gates.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def chosen_tree(out: Path, length: int) -> None:
+    """A main-phase output folder where the len stage chose (0.02, ``length``) for CB's APT."""
+    len_dir = out / "main" / "cb-apt-len"
+    len_dir.mkdir(parents=True)
+    (len_dir / "summary.json").write_text(json.dumps({"chosen": {"cb/apt": {"lr": 0.02, "prefix_len": length}}}))
+
+
+def finished(run: Path, adapter: bool) -> Path:
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "results.json").write_text("{}")
+    if adapter:
+        (run / "adapter").mkdir()
+        (run / "adapter" / "adapter.safetensors").write_bytes(b"weights")
+    return run
+
+
+def protocol(out: Path):
+    return paper.Protocol(SimpleNamespace(output=str(out), data_dir="data", model="minilm", extra=[], methods=None,
+                                          results=str(out / "none"), dry_run=False))
+
+
+def test_chosen_runs_take_seed_11s_adapter_from_the_lr_stage_when_the_len_run_is_a_copy(tmp_path, capsys):
+    out = tmp_path / "paper"
+    chosen_tree(out, 16)
+    main = out / "main"
+    finished(main / "cb-apt-len" / "runs" / "apt-prefix_len16-s11", adapter=False)  # copied results only
+    lr_run = finished(main / "cb-apt-lr" / "runs" / "apt-lr0.02-s11", adapter=True)
+    s12 = finished(main / "cb-apt-seeds" / "runs" / "apt-s12", adapter=True)
+    finished(main / "cb-apt-seeds" / "runs" / "apt-s13", adapter=False)  # restored from the repository
+    assert protocol(out).chosen_runs("cb", "apt") == [lr_run, s12]
+    assert "apt-s13: finished, but its adapter is not on this disk" in capsys.readouterr().out
+
+
+def test_chosen_runs_at_length_8_use_the_len_stage_run(tmp_path):
+    out = tmp_path / "paper"
+    chosen_tree(out, 8)
+    run = finished(out / "main" / "cb-apt-len" / "runs" / "apt-prefix_len8-s11", adapter=True)
+    finished(out / "main" / "cb-apt-lr" / "runs" / "apt-lr0.02-s11", adapter=True)  # length 16: not the point
+    assert protocol(out).chosen_runs("cb", "apt") == [run]
+
+
+def test_reuse_copies_the_adapter_with_the_results(tmp_path):
+    source = finished(tmp_path / "lr" / "apt-lr0.02-s11", adapter=True)
+    (source / "val-predictions.json").write_text("[]")
+    target = tmp_path / "len" / "apt-prefix_len16-s11"
+    protocol(tmp_path / "paper").reuse(source, target)
+    assert (target / "adapter" / "adapter.safetensors").read_bytes() == b"weights"
+    assert (target / "results.json").is_file() and (target / "val-predictions.json").is_file()
