@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import signal
 import subprocess
@@ -83,14 +82,6 @@ def trial(index: int, reference: dict, data: Path, kills: int, max_delay: float,
     return {"trial": index, "kills": hits, "ok": all(same.values()), "same": same}
 
 
-def commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                              text=True).stdout.strip() or None
-    except OSError:
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--trials", type=int, default=20)
@@ -110,14 +101,15 @@ def main(argv: list[str] | None = None) -> int:
         duration = time.time() - t0
         reference = outcome(workdir / "reference")
         trials = [trial(i, reference, ns.data_dir, ns.kills, duration, rng, workdir) for i in range(ns.trials)]
+    from adaprefix.training import provenance  # commit, versions, CPU model, as results.json records them
+
     kills = [k for t in trials for k in t["kills"]]
     moments: dict[str, int] = {}
     for k in kills:
         moments[k["moment"]] = moments.get(k["moment"], 0) + 1
     summary = {"trials": len(trials), "identical_to_uninterrupted": sum(t["ok"] for t in trials),
                "kills": len(kills), "moments": moments, "reference_run_s": round(duration, 1),
-               "command": " ".join(["python", *sys.argv]), "commit": commit(), "machine": platform.machine(),
-               "cpus": os.cpu_count(), "per_trial": trials}
+               "command": " ".join(["python", *sys.argv]), **provenance(), "per_trial": trials}
     print(json.dumps({k: v for k, v in summary.items() if k != "per_trial"}, indent=1))
     if ns.json:
         ns.json.parent.mkdir(parents=True, exist_ok=True)

@@ -14,10 +14,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -94,11 +92,10 @@ def main() -> None:
         r = measure(shape, batch, seq, steps, warmup, device, ns.prefix_len)
         out.append(r)
         print(json.dumps({k: r[k] for k in ("shape", "batch", "seq", "ratios")}), flush=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip() or None
+    from adaprefix.training import provenance
+
     doc = {"results": out, "device": torch.cuda.get_device_name(0) if device == "cuda" else platform.processor(),
-           "torch": torch.__version__, "commit": commit, "machine": platform.machine(), "cpus": os.cpu_count(),
-           "command": " ".join([sys.executable, *sys.argv])}
+           **provenance(), "command": " ".join([sys.executable, *sys.argv])}
     if ns.json:
         Path(ns.json).parent.mkdir(parents=True, exist_ok=True)
         Path(ns.json).write_text(json.dumps(doc, indent=1) + "\n")

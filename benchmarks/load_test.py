@@ -144,6 +144,8 @@ def server_rss_mib(pid: int) -> float | None:
 
 
 def main() -> None:
+    from adaprefix.training import provenance as run_provenance  # commit, versions, CPU model
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="an already running server (then --adapter-tasks says which task each has)")
     parser.add_argument("--adapter-tasks", default="", help="with --url: NAME=TASK,... for the running server")
@@ -210,12 +212,8 @@ def main() -> None:
         result = {
             "command": " ".join([Path(sys.executable).name, *sys.argv]), "server_command": command,
             "settings": vars(args), "levels": levels, "server_rss_mib": rss,
-            "provenance": {
-                "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
-                "dirty": bool(subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout.strip()),
-                "cpus": os.cpu_count(), "python": platform.python_version(),
-                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            },
+            "provenance": {**run_provenance(), "python": platform.python_version(),
+                           "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
         }
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)

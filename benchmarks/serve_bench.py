@@ -206,16 +206,10 @@ def memory(args, adapter_root: str) -> list[dict]:
 
 
 def provenance() -> dict:
-    root = Path(__file__).resolve().parents[1]
+    """training.provenance() (commit, versions, CPU) plus what this benchmark adds."""
+    from adaprefix.training import provenance as run_provenance
 
-    def git(*a):
-        return subprocess.run(["git", *a], cwd=root, capture_output=True, text=True).stdout.strip()
-
-    import torch
-
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain")),
-            "machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
-            "python": platform.python_version(), "torch": torch.__version__, "threads": 1,
+    return {**run_provenance(), "python": platform.python_version(), "threads": 1,
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 

@@ -23,4 +23,4 @@ def test_gpu_bench_smoke_runs_and_reports_ratios(tmp_path):
     layers, d, length, head = 2, 64, 16, 64 * 3 + 3  # the tiny shape, prefix 16, a 3-class head
     assert result["trainable"]["prefix-bf16"] == 2 * layers * d * length + head
     assert result["trainable"]["apt-bf16"] == 3 * layers * d * length + layers * length + layers + head
-    assert all(v > 0 for v in result["ratios"].values()) and doc["commit"]
+    assert all(v > 0 for v in result["ratios"].values()) and doc["adaprefix_commit"]
