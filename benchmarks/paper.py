@@ -17,8 +17,9 @@ Phases (each a list of sweeps; every sweep resumes where it stopped, finished ru
   the APT run's probe on train), at the main table's chosen APT point.
 * ``gates``: ``adaprefix probe`` (on train) of every seed's APT run at the main table's chosen point (COPA,
   CoNLL04, RTE, CB, WSC); ``paper_tables.py`` turns them into table 5 and its figure.
-* ``fewshot``: K = 16 and 32 per class on CB, RTE, WiC, COPA and CoNLL04, PT2 / APT / FT, five draws; the epoch
-  is chosen on K per class drawn from train, disjoint from the training draw (``--shots-dev``).
+* ``fewshot``: K = 16 and 32 per class on CB, RTE, WiC, COPA and CoNLL04, PT2 / APT / FT, five draws, each method
+  at its main-table point (lr, and length for prefix methods; skipped until that is chosen); the epoch is chosen on
+  K per class drawn from train, disjoint from the training draw (``--shots-dev``).
 
 ``--collect DIR`` copies every results.json (no checkpoints) to DIR/<phase>/<sweep>/<run>/results.json with the run's
 val-predictions.json beside it (the best epoch's per-example dev predictions, for ``benchmarks/paired.py
@@ -205,10 +206,22 @@ class Protocol:
         for task in [t for t in FEWSHOT_TASKS if t in tasks]:
             for shots in SHOTS:
                 for method in self.methods:
-                    best = self.chosen(self.out / "main" / f"{task}-{method}-lr", method)
-                    point = ["--lr", str(best["lr"])] if best else []
+                    point = self.main_point(task, method)
+                    if point is None:
+                        print(f"[paper] fewshot/{task}-k{shots}-{method}: the main table's point is not there yet; "
+                              "skipped", flush=True)
+                        continue
                     self.sweep("fewshot", f"{task}-k{shots}-{method}", task, method, [], SEEDS_SMALL,
                                [*point, "--shots", str(shots), "--shots-dev"])
+
+    def main_point(self, task: str, method: str) -> list[str] | None:
+        """The main table's chosen point of ``task`` and ``method`` as flags (``--lr``, and ``--prefix-len`` for
+        prefix methods), or None while its stages have not chosen it."""
+        if method == "finetune":
+            best = self.chosen(self.out / "main" / f"{task}-{method}-lr", method)
+            return None if best is None else ["--lr", str(best["lr"])]
+        best = self.chosen(self.out / "main" / f"{task}-{method}-len", method)
+        return None if best is None else ["--lr", str(best["lr"]), "--prefix-len", str(best["prefix_len"])]
 
     def probe(self, run: Path, split: str) -> Path:
         out = run / f"probe-{split}"

@@ -1,6 +1,7 @@
-"""benchmarks/paper_gates.py (table 5: where APT's gate weight sits) and the pieces of benchmarks/paper.py that feed
-it: hand-written probes whose shares, lower-half share and centre of mass are worked out here by hand; the table
-built through paper_tables from the main table's chosen APT runs; paper.py finding the runs that hold adapters."""
+"""benchmarks/paper_gates.py (table 5: where APT's gate weight sits) and pieces of benchmarks/paper.py: hand-written
+probes whose shares, lower-half share and centre of mass are worked out here by hand; the table built through
+paper_tables from the main table's chosen APT runs; paper.py finding the runs that hold adapters, and running
+few-shot sweeps only at a chosen main-table point."""
 
 from __future__ import annotations
 
@@ -161,3 +162,19 @@ def test_reuse_copies_the_adapter_with_the_results(tmp_path):
     protocol(tmp_path / "paper").reuse(source, target)
     assert (target / "adapter" / "adapter.safetensors").read_bytes() == b"weights"
     assert (target / "results.json").is_file() and (target / "val-predictions.json").is_file()
+
+
+def test_fewshot_runs_each_method_at_its_main_point_and_waits_for_one(tmp_path, capsys):
+    out = tmp_path / "paper"
+    chosen_tree(out, 8)  # APT chose lr 0.02, length 8
+    ft = out / "main" / "cb-finetune-lr"
+    ft.mkdir(parents=True)
+    (ft / "summary.json").write_text(json.dumps({"chosen": {"cb/finetune": {"lr": 3e-5}}}))
+    ns = SimpleNamespace(output=str(out), data_dir="data", model="minilm", extra=[], methods=None,
+                         results=str(out / "none"), dry_run=True)
+    paper.Protocol(ns).fewshot(["cb"])
+    lines = capsys.readouterr().out.splitlines()
+    apt = next(line for line in lines if "fewshot/cb-k16-apt:" in line)
+    assert "--lr 0.02 --prefix-len 8 --shots 16 --shots-dev" in apt
+    assert "--lr 3e-05 --shots 32" in next(line for line in lines if "fewshot/cb-k32-finetune:" in line)
+    assert "[paper] fewshot/cb-k16-prefix: the main table's point is not there yet; skipped" in lines  # no PT2 stages
