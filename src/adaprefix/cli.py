@@ -414,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
               "rerun with --resume", file=sys.stderr)
         return 1
     except RuntimeError as err:
-        if type(err).__name__ != "NonFiniteLossError":
+        if type(err).__name__ not in ("NonFiniteLossError", "RunBusyError"):
             raise
         print(f"adaprefix {ns.command}: error: {err}", file=sys.stderr)
         return 1

@@ -1,11 +1,13 @@
-"""Crash-safe writes: a reader sees the old file (or folder) or the new one, never half of one."""
+"""Crash-safe writes: a reader sees the old file (or folder) or the new one, never half of one; and one writer per
+run folder at a time."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
@@ -43,3 +45,34 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+LOCK_NAME = ".lock"
+
+
+class RunBusyError(RuntimeError):
+    """Another process is training into the same run folder right now."""
+
+
+@contextlib.contextmanager
+def exclusive_run(run_dir: Path, wait: bool = False) -> Iterator[None]:
+    """Hold ``run_dir/.lock`` (an OS file lock: a killed holder frees it at once) while writing into a run folder,
+    so that two processes never train into one folder (they would interleave its log and checkpoints). Busy:
+    ``RunBusyError`` at once, or with ``wait`` block until the holder is done.
+
+        with exclusive_run(Path("runs/cb-apt")):
+            ...  # train, checkpoint, write results.json
+    """
+    from filelock import FileLock, Timeout
+
+    path = Path(run_dir) / LOCK_NAME
+    lock = FileLock(str(path), timeout=-1 if wait else 0, is_singleton=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RunBusyError(f"{run_dir} is being trained by another process right now (it holds {path}); "
+                           "wait for it to finish or choose another --output") from None
+    try:
+        yield
+    finally:
+        lock.release()

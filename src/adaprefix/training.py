@@ -41,7 +41,7 @@ from .adapter_io import save_adapter
 from .backbones import attach
 from .backbones.packaged import packaged_name_of, resolve_model
 from .config import PrefixConfig
-from .fileio import atomic_dir_write, atomic_write
+from .fileio import atomic_dir_write, atomic_write, exclusive_run
 from .model import TaskModel
 from .tasks import Task, get_task
 from .tasks.encode import Collator, Feature, LengthGroupedBatches, encode, shard_steps
@@ -608,8 +608,21 @@ def train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None = None) 
     """Run (or resume) one training run; returns what results.json holds.
 
     ``on_epoch(epoch, record)`` is called after each epoch's checkpoint is written (sweeps report dev scores to
-    their pruner there; an exception it raises stops the run with that checkpoint kept).
+    their pruner there; an exception it raises stops the run with that checkpoint kept). The run folder is held
+    for the whole run (``fileio.exclusive_run``): a second process training into it gets ``RunBusyError``.
+
+        results = train(TrainArgs(task="cb", method="apt", output="runs/cb-apt"))
+        results["best"]["val"]["accuracy"]
     """
+    if os.environ.get("RANK", "0") != "0":  # under a distributed launcher the main process holds the folder
+        return _train(args, on_epoch)
+    run_dir = Path(args.output)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive_run(run_dir):
+        return _train(args, on_epoch)
+
+
+def _train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None) -> dict:
     task = resolve_task(args)
     args = args.resolved(task)
     origin = provenance()  # the code as it was when the run started

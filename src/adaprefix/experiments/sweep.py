@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..tasks import get_task
+from ..fileio import RunBusyError, exclusive_run
 from ..training import TrainArgs, train
 from .report import write_report
 
@@ -138,28 +139,24 @@ def _objective(spec: SweepSpec):
         for index, seed in enumerate(spec.seeds):
             run_dir = Path(spec.output) / "runs" / run_name(method, params, seed)
             runs.append(str(run_dir))
-            done = run_dir / "results.json"
-            if done.is_file():  # finished earlier (this sweep or a resumed one): read, never retrain
-                results = json.loads(done.read_text(encoding="utf-8"))
-            else:
-                args = dataclasses.replace(spec.base, method=method, seed=seed, output=str(run_dir), resume=True,
-                                           progress=spec.progress, **params)
-                if method == "finetune":
-                    args = dataclasses.replace(args, prefix_len=None, prefix_source=None, token_gate=None,
-                                               layer_gate=None, gate_pooling=None, token_gate_bias=None,
-                                               prefix_projection=False)
-                elif method != "apt":
-                    args = dataclasses.replace(args, token_gate=None, layer_gate=None, gate_pooling=None,
-                                               token_gate_bias=None)
+            args = dataclasses.replace(spec.base, method=method, seed=seed, output=str(run_dir), resume=True,
+                                       progress=spec.progress, **params)
+            if method == "finetune":
+                args = dataclasses.replace(args, prefix_len=None, prefix_source=None, token_gate=None,
+                                           layer_gate=None, gate_pooling=None, token_gate_bias=None,
+                                           prefix_projection=False)
+            elif method != "apt":
+                args = dataclasses.replace(args, token_gate=None, layer_gate=None, gate_pooling=None,
+                                           token_gate_bias=None)
 
-                def report(epoch: int, record: dict, index: int = index) -> None:
-                    if not spec.prune:
-                        return
-                    trial.report(record["val"][selection], index * epochs + epoch)
-                    if trial.should_prune():
-                        raise optuna.TrialPruned(f"pruned after epoch {epoch} of seed {seed}")
+            def report(epoch: int, record: dict, index: int = index, seed: int = seed) -> None:
+                if not spec.prune:
+                    return
+                trial.report(record["val"][selection], index * epochs + epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after epoch {epoch} of seed {seed}")
 
-                results = train(args, on_epoch=report)
+            results = finished_or_trained(args, report)
             metric = results["selection_metric"].split(".", 1)[1]
             scores.append(results["best"]["val"][metric])
         trial.set_user_attr("runs", runs)
@@ -167,6 +164,23 @@ def _objective(spec: SweepSpec):
         return statistics.fmean(scores)
 
     return objective
+
+
+def finished_or_trained(args: TrainArgs, on_epoch=None) -> dict:
+    """The results of the run in ``args.output``: read when it finished earlier (this sweep, a resumed one, or a
+    parallel worker), never retrained; else trained (resuming its checkpoint). A folder another process is
+    training right now (parallel workers, or a duplicate trial: Optuna's grid sampler hands out a taken point
+    again when every point is taken) is waited for, then read, instead of being trained twice at once."""
+    done = Path(args.output) / "results.json"
+    while True:
+        if done.is_file():
+            return json.loads(done.read_text(encoding="utf-8"))
+        try:
+            return train(args, on_epoch=on_epoch)
+        except RunBusyError:
+            print(f"{args.output}: another process is training it; waiting for it to finish", flush=True)
+            with exclusive_run(Path(args.output), wait=True):
+                pass
 
 
 def _optimize(spec: SweepSpec, threads: int | None = None) -> None:
