@@ -129,6 +129,12 @@ class Run:
         return self.results["best"]["val"][self.metric]
 
     @property
+    def other_dev(self) -> dict[str, float]:
+        """The best epoch's other dev metrics (CB's macro-F1, MultiRC's EM ...), by name."""
+        return {k: v for k, v in self.results["best"]["val"].items()
+                if k not in (self.metric, "examples_scored") and isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+    @property
     def test(self) -> float | None:
         return (self.results["best"].get("test") or {}).get(self.metric)
 
@@ -213,6 +219,11 @@ def summarize(runs: list[Run], expected: int | None = None) -> dict:
     test = [r.test for r in runs]
     test = test if runs and all(t is not None for t in test) else None
     params = sorted({r.params for r in runs if r.params is not None})
+    shared = set.intersection(*(set(r.other_dev) for r in runs)) if runs else set()
+    other = {name: {"values": [r.other_dev[name] for r in runs],
+                    "mean": statistics.fmean(r.other_dev[name] for r in runs),
+                    "std": statistics.stdev([r.other_dev[name] for r in runs]) if len(runs) > 1 else None}
+             for name in sorted(shared)}
     speeds = [r.examples_per_s for r in runs if r.examples_per_s is not None]
     return {
         "n": len(runs), "expected": expected, "partial": bool(expected and 0 < len(runs) < expected),
@@ -220,6 +231,7 @@ def summarize(runs: list[Run], expected: int | None = None) -> dict:
         "mean": statistics.fmean(dev) if dev else None, "std": statistics.stdev(dev) if len(dev) > 1 else None,
         "test": test, "test_mean": statistics.fmean(test) if test else None,
         "test_std": statistics.stdev(test) if test and len(test) > 1 else None,
+        "other": other,  # the other dev metrics every run has, at the same (best) epochs
         "params": params[0] if len(params) == 1 else (params or None),
         "examples_per_s": statistics.fmean(speeds) if speeds else None,
         "lr": sorted({r.lr for r in runs if r.lr is not None}),
@@ -618,6 +630,17 @@ def main_markdown(table: dict) -> str:
         metric = next((c["metric"] for c in cells.values() if c), "-")
         out.append(f"| {t} | {metric} | " + " | ".join(fmt_cell(cells[m], with_test=t in NER_TASKS)
                                                        for m in METHODS) + " |")
+    other_lines = []
+    for t in table["tasks"]:
+        cells = table["cells"][t]
+        names = sorted({n for c in cells.values() if c for n in c.get("other", {})})
+        for name in names:
+            parts = [f"{LABEL[m]} {fmt_pm(cells[m]['other'][name]['mean'], cells[m]['other'][name]['std'])}"
+                     for m in METHODS if cells[m] and name in cells[m].get("other", {})]
+            other_lines.append(f"- {t} {name}: " + " · ".join(parts))
+    if other_lines:
+        out.append("\nOther dev metrics at the same (best) epochs, x100, mean ± sd over the same seeds:\n")
+        out.extend(other_lines)
     out.append("\nChosen points and cost:\n")
     out.append("| task | method | seeds | lr | prefix len | params (no head) | train examples/s |")
     out.append("|---|---|---|---|---|---|---|")

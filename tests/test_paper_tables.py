@@ -298,3 +298,21 @@ def test_committed_cb_defaults_reproduce_the_quoted_figures():
     assert "| cls | 0.01 | 11,12,13,14,15 | 71.4, 73.2, 71.4, 73.2, 75.0 | 72.9 ± 1.5 |" in md
     assert "-3.6 ± 1.3, bootstrap 95% over seeds [-4.6, -2.5]" in md
     assert "Commits: e37e146422f31493f907183b3b41abe65127ca0c (10 runs). Machines: x86_64/cpu/2 cpus (10 runs)." in md
+
+
+def test_other_dev_metrics_are_summarised_beside_the_selection_metric(tmp_path):
+    """CB's macro-F1 at each run's best epoch: mean ± sd over the seeds of the cell, only where every run has it."""
+    f1 = {11: 0.50, 12: 0.60, 13: 0.55}
+    for seed, value in f1.items():
+        sweep = "cb-apt-lr" if seed == 11 else "cb-apt-seeds"
+        folder = write(tmp_path, "main", sweep, "cb", "apt", seed, 0.75, 0.01, 16)
+        doc = json.loads((folder / "results.json").read_text())
+        doc["best"]["val"].update({"macro_f1": value, "examples_scored": 56})
+        (folder / "results.json").write_text(json.dumps(doc))
+    write(tmp_path, "main", "cb-prefix-lr", "cb", "prefix", 11, 0.70, 0.01, 16)  # no macro-F1 recorded
+    table = pt.main_table(tmp_path / "main", resamples=200, examples=False)
+    other = table["cells"]["cb"]["apt"]["other"]
+    assert set(other) == {"macro_f1"} and other["macro_f1"]["values"] == [0.50, 0.60, 0.55]
+    assert other["macro_f1"]["mean"] == pytest.approx(0.55) and other["macro_f1"]["std"] == pytest.approx(0.05)
+    assert table["cells"]["cb"]["prefix"]["other"] == {}
+    assert "- cb macro_f1: APT 55.0 ± 5.0" in pt.main_markdown(table)
