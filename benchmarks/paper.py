@@ -122,7 +122,7 @@ class Protocol:
         without its adapter, the lr stage's identical run; the other seeds from the seeds stage. Seeds whose
         adapter is not on this disk (results restored from the repository) are left out with a line."""
         main = self.out / "main"
-        best = self.chosen(main / f"{task}-{method}-len", method)
+        best = self.main_choice(task, method)
         if best is None:
             return []
         seeds = seeds_for(task)
@@ -180,12 +180,10 @@ class Protocol:
     def ablations(self, tasks: list[str]) -> None:
         for task in [t for t in ABLATION_TASKS if t in tasks]:
             seeds = seeds_for(task)
-            apt_dir = self.out / "main" / f"{task}-apt-len"
-            best = self.chosen(apt_dir, "apt")
+            best, point = self.main_choice(task, "apt"), self.main_point(task, "apt")
             if best is None:
                 print(f"[paper] ablations/{task}: the main table's APT point is not there yet; skipped", flush=True)
                 continue
-            point = ["--lr", str(best["lr"]), "--prefix-len", str(best["prefix_len"])]
             self.sweep("ablations", f"{task}-no-token-gate", task, "apt", [], seeds, [*point, "--no-token-gate"])
             self.sweep("ablations", f"{task}-no-layer-gate", task, "apt", [], seeds, [*point, "--no-layer-gate"])
             first_apt = [r for r in self.chosen_runs(task, "apt") if r.name.endswith(f"-s{seeds[0]}")]
@@ -214,14 +212,17 @@ class Protocol:
                     self.sweep("fewshot", f"{task}-k{shots}-{method}", task, method, [], SEEDS_SMALL,
                                [*point, "--shots", str(shots), "--shots-dev"])
 
+    def main_choice(self, task: str, method: str) -> dict | None:
+        """The main table's chosen configuration of ``task`` and ``method`` (its last stage's choice: the lr stage
+        for fine-tuning, the len stage for prefix methods), or None while its stages have not chosen it."""
+        return self.chosen(self.out / "main" / f"{task}-{method}-{'lr' if method == 'finetune' else 'len'}", method)
+
     def main_point(self, task: str, method: str) -> list[str] | None:
-        """The main table's chosen point of ``task`` and ``method`` as flags (``--lr``, and ``--prefix-len`` for
-        prefix methods), or None while its stages have not chosen it."""
-        if method == "finetune":
-            best = self.chosen(self.out / "main" / f"{task}-{method}-lr", method)
-            return None if best is None else ["--lr", str(best["lr"])]
-        best = self.chosen(self.out / "main" / f"{task}-{method}-len", method)
-        return None if best is None else ["--lr", str(best["lr"]), "--prefix-len", str(best["prefix_len"])]
+        """:meth:`main_choice` as flags: ``--lr``, and ``--prefix-len`` for prefix methods."""
+        best = self.main_choice(task, method)
+        if best is None:
+            return None
+        return ["--lr", str(best["lr"])] + ([] if method == "finetune" else ["--prefix-len", str(best["prefix_len"])])
 
     def probe(self, run: Path, split: str) -> Path:
         out = run / f"probe-{split}"

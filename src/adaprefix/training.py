@@ -630,8 +630,7 @@ def _train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None) -> dic
     accelerator = make_accelerator(args, run_dir)
     main = accelerator.is_main_process
     show = args.progress and main
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+    if main:  # train() made the folder and holds its lock
         for stale in run_dir.glob(".*.tmp-*"):  # half-written files or folders of a killed process
             shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
         if not args.resume and (run_dir / "results.json").exists():
