@@ -687,11 +687,12 @@ def main_markdown(table: dict) -> str:
 # ---------------------------------------------------------------- 3. ablations
 
 
-def ablations_table(root: Path, main: dict | None = None) -> dict:
+def ablations_table(root: Path, main: dict | None = None, resamples: int = RESAMPLES, examples: bool = True) -> dict:
     """Per task with ablation runs: PT2 and APT (the main table's cells) and each ablation sweep's
-    :func:`summarize` (all its runs, one per seed), as ``{"tasks", "rows": {task: [{"variant", ...summary}]},
-    "notes", "provenance"}``. ``main`` is :func:`main_table`'s result (built without the examples bootstrap
-    when not given).
+    :func:`summarize` (all its runs, one per seed), as ``{"tasks", "rows": {task: [{"variant", ...summary,
+    "vs_apt"}]}, "notes", "provenance"}``. ``vs_apt`` is the variant minus APT, paired by seed
+    (:func:`paired_by_seed`; None for APT itself or when no seed is on both sides). ``main`` is
+    :func:`main_table`'s result (built without the examples bootstrap when not given).
 
         a = ablations_table(Path("benchmarks/results")); a["rows"]["cb"][2]["mean"]  # APT w/o token gate
     """
@@ -717,7 +718,11 @@ def ablations_table(root: Path, main: dict | None = None) -> dict:
             task_rows.append({"variant": LABEL[method], "sweep": f"main/{t}-{method}-*", **(
                 {k: v for k, v in cell.items() if k not in ("how", "_runs")} if cell else
                 summarize([], expected_seeds(t)))})
-        apt_point = ((main or {}).get("cells", {}).get(t, {}).get("apt") or {}).get("point")
+        apt_cell = (main or {}).get("cells", {}).get(t, {}).get("apt") or {}
+        apt_point, apt_runs = apt_cell.get("point"), apt_cell.get("_runs", [])
+        pt2_runs = ((main or {}).get("cells", {}).get(t, {}).get("prefix") or {}).get("_runs", [])
+        task_rows[0]["vs_apt"] = paired_by_seed(pt2_runs, apt_runs, resamples, examples)
+        task_rows[1]["vs_apt"] = None
         for name, label in ABLATIONS.items():
             sweep_runs = one_per_seed(load_runs(abl_dir / f"{t}-{name}", notes), notes, f"ablations/{t}-{name}")
             runs.extend(sweep_runs)
@@ -725,7 +730,8 @@ def ablations_table(root: Path, main: dict | None = None) -> dict:
             if sweep_runs and apt_point and any(not _same_lr(r.lr, apt_point["lr"]) for r in sweep_runs):
                 notes.append(f"ablations/{t}-{name}: lr {fmt_lr(sweep_runs[0].lr)}, the main table's APT point has "
                              f"{fmt_lr(apt_point['lr'])}")
-            task_rows.append({"variant": label, "sweep": f"ablations/{t}-{name}", **s})
+            task_rows.append({"variant": label, "sweep": f"ablations/{t}-{name}", **s,
+                              "vs_apt": paired_by_seed(sweep_runs, apt_runs, resamples, examples)})
         rows[t] = task_rows
     return {"tasks": tasks, "rows": rows, "notes": notes, "provenance": provenance(runs)}
 
@@ -735,21 +741,35 @@ def ablations_markdown(table: dict) -> str:
     out = ["## 3. Ablations\n"]
     if not table["tasks"]:
         return out[0] + "\nNo ablation runs.\n"
-    out.append("Dev x100, mean ± sd over seeds (NER: test F1 too); PT2 and APT are the main table's cells.\n")
-    out.append("| task | variant | dev | test | seeds | lr | prefix len | params (no head) |")
-    out.append("|---|---|---|---|---|---|---|---|")
+    out.append("Dev x100, mean ± sd over seeds (NER: test F1 too); PT2 and APT are the main table's cells. "
+               "'- APT' = the variant's dev minus APT's, paired by seed: mean ± sd, bootstrap 95% over seeds, and "
+               "over seeds x dev examples (crossed) where every run kept its predictions.\n")
+    out.append("| task | variant | dev | test | seeds | lr | prefix len | params (no head) | - APT (dev) "
+               "| 95% over seeds | 95% over seeds x examples |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for t in table["tasks"]:
         for r in table["rows"][t]:
             if not r["n"]:
-                out.append(f"| {t} | {r['variant']} | - | - | - | - | - | - |")
+                out.append(f"| {t} | {r['variant']} | - | - | - | - | - | - | - | - | - |")
                 continue
             length = r["prefix_len"][0] if len(r["prefix_len"]) == 1 else r["prefix_len"]
             out.append(f"| {t} | {r['variant']} | {fmt_pm(r['mean'], r['std'])} ({r['metric']}) | "
                        f"{fmt_pm(r['test_mean'], r['test_std']) if r['test'] is not None else ''} | "
                        f"{r['n']}{'/' + str(r['expected']) + ', partial' if r['partial'] else ''} | "
-                       f"{', '.join(map(fmt_lr, r['lr'])) or '-'} | {fmt_len(length)} | {fmt_params(r['params'])} |")
+                       f"{', '.join(map(fmt_lr, r['lr'])) or '-'} | {fmt_len(length)} | {fmt_params(r['params'])} | "
+                       f"{_vs_apt_cells(r.get('vs_apt'))} |")
     out.append(f"\n{table['provenance']}{_notes(table['notes'])}")
     return "\n".join(out) + "\n"
+
+
+def _vs_apt_cells(d: dict | None) -> str:
+    """The three '- APT' cells of an ablation row: per-seed mean ± sd (n), interval over seeds, over examples."""
+    if d is None:
+        return "- | - | -"
+    sd = "" if d["std"] is None else f" ± {fmt(d['std'])}"
+    ex = d["examples"]
+    ex_text = ex if isinstance(ex, str) else f"{fmt_diff(ex['mean'])} {fmt_interval(ex)}"
+    return f"{fmt_diff(d['mean'])}{sd} ({len(d['seeds'])}) | {fmt_interval(d)} | {ex_text}"
 
 
 # ---------------------------------------------------------------- 4. few-shot
@@ -872,7 +892,7 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
             doc["main"] = main
             parts.append(main_markdown(main))
     if "ablations" in tables:
-        doc["ablations"] = ablations_table(root, main)
+        doc["ablations"] = ablations_table(root, main, resamples, examples)
         parts.append(ablations_markdown(doc["ablations"]))
     if "fewshot" in tables:
         doc["fewshot"] = fewshot_table(root / "fewshot")

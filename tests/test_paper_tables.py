@@ -229,6 +229,25 @@ def test_ablations(tree, main):
     assert "| cb | APT w/o layer gate | - |" in md
 
 
+def test_ablations_paired_against_apt(tree, main):
+    """Each variant minus APT on the seeds both have (APT has 11, 12, 13 here), worked by hand."""
+    a = pt.ablations_table(tree, main, resamples=RESAMPLES, examples=False)
+    rows = {r["variant"]: r for r in a["rows"]["cb"]}
+    apt = {11: APT_LEN[16], **APT_SEEDS}
+    for variant, scores in (("APT w/o token gate", ABL_NO_TOKEN), ("PT2*", ABL_STAR),
+                            ("PT2", {11: PT2_LEN[8], **PT2_SEEDS})):
+        diffs = [scores[s] - apt[s] for s in (11, 12, 13)]
+        d = rows[variant]["vs_apt"]
+        assert d["seeds"] == [11, 12, 13] and d["diffs"] == pytest.approx(diffs)
+        assert d["mean"] == pytest.approx(mean(diffs)) and d["std"] == pytest.approx(sd(diffs))
+        assert min(diffs) <= d["low"] <= d["high"] <= max(diffs)
+    assert rows["APT"]["vs_apt"] is None and rows["APT w/o layer gate"]["vs_apt"] is None
+    md = pt.ablations_markdown(a)
+    diffs = [ABL_NO_TOKEN[s] - apt[s] for s in (11, 12, 13)]
+    assert (f"| 2,900 | {100 * mean(diffs):+.1f} ± {100 * sd(diffs):.1f} (3) | [") in md
+    assert "not computed (--no-examples)" in md
+
+
 def test_fewshot(tree):
     f = pt.fewshot_table(tree / "fewshot")
     assert [(r["task"], r["shots"]) for r in f["rows"]] == [("cb", 16), ("rte", 32)]
