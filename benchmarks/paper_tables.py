@@ -24,7 +24,10 @@ test = the test score at that epoch (NER: CoNLL03, CoNLL04, OntoNotes).
 4. Few-shot: per task and K, FT / PT2 / APT mean ± std over draws (dev score at the epoch chosen on the select
    split).
 5. Gates (``paper_gates.py``): per task, each layer's share of APT's gate weight from the probes of the main
-   table's APT runs, mean ± sd over seeds, with a figure (``--figure``, default paper-gates.png beside --output).
+   table's APT runs, mean ± sd over seeds, with a figure.
+
+Figures (``--figures DIR``, default the folder of ``--output``; none without either): paper-main.png and
+paper-ablations.png (``paper_plots.py``: every seed as a dot beside its cell's mean ± sd) and paper-gates.png.
 
 Each table ends with the commits and machines its runs came from; sweeps the protocol expects but the folder lacks
 are listed at the end (and on stderr). Each table can be built on its own::
@@ -71,6 +74,7 @@ def _import_script(name: str):
 paired = _import_script("paired")
 paper = _import_script("paper")  # the protocol's tasks, seeds and grids, as benchmarks/paper.py runs them
 paper_gates = _import_script("paper_gates")  # table 5 and its figure
+paper_plots = _import_script("paper_plots")  # the main and ablation tables' figures
 
 # ---------------------------------------------------------------- the protocol (as benchmarks/paper.py runs it)
 
@@ -871,10 +875,14 @@ def _jsonable(x: Any) -> Any:
 TABLES = ("defaults", "main", "ablations", "fewshot", "gates")
 
 
+FIGURES = {"main": "paper-main.png", "ablations": "paper-ablations.png", "gates": "paper-gates.png"}
+
+
 def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES,
-          examples: bool = True, figure: Path | None = None, figure_link: str | None = None) -> tuple[str, dict]:
-    """(markdown, JSON document) of the chosen tables of the results folder ``root``; with ``figure``, the gates
-    table's figure is drawn there (and linked as ``figure_link``, default its name).
+          examples: bool = True, figures: Path | None = None, link_base: str | None = None) -> tuple[str, dict]:
+    """(markdown, JSON document) of the chosen tables of the results folder ``root``; with ``figures``, each
+    table's figure (:data:`FIGURES`) is drawn in that folder and linked from its section as ``link_base/name``
+    (default the bare name).
 
         md, doc = build(Path("benchmarks/results"), ["defaults"])
     """
@@ -883,6 +891,16 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
     parts = [f"# The paper's tables\n\nRebuilt by `python benchmarks/paper_tables.py {root}` from the collected "
              f"results.json files.\n"]
     main = None
+
+    def figure(table: str, draw, data) -> str | None:  # draw the table's figure; its markdown link, or None
+        if figures is None:
+            return None
+        draw(data, Path(figures) / FIGURES[table])
+        return f"{link_base}/{FIGURES[table]}" if link_base else FIGURES[table]
+
+    def image(table: str, link: str | None) -> str:
+        return f"\n![{table} figure]({link})\n" if link else ""
+
     if "defaults" in tables:
         doc["defaults"] = defaults_table(root / "defaults", resamples)
         parts.append(defaults_markdown(doc["defaults"]))
@@ -890,22 +908,21 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
         main = main_table(root / "main", resamples, examples and "main" in tables)
         if "main" in tables:
             doc["main"] = main
-            parts.append(main_markdown(main))
+            parts.append(main_markdown(main) + image("main", figure("main", paper_plots.plot_main, main)
+                                                     if main["tasks"] else None))
     if "ablations" in tables:
         doc["ablations"] = ablations_table(root, main, resamples, examples)
-        parts.append(ablations_markdown(doc["ablations"]))
+        abl = doc["ablations"]
+        parts.append(ablations_markdown(abl) + image("ablations", figure("ablations", paper_plots.plot_ablations, abl)
+                                                     if abl["tasks"] else None))
     if "fewshot" in tables:
         doc["fewshot"] = fewshot_table(root / "fewshot")
         parts.append(fewshot_markdown(doc["fewshot"]))
     if "gates" in tables:
         apt_runs = {t: main["cells"][t]["apt"]["_runs"] for t in main["tasks"] if main["cells"][t]["apt"]}
         doc["gates"] = paper_gates.gates_table(apt_runs)
-        if figure is not None and doc["gates"]["tasks"]:
-            paper_gates.plot_gates(doc["gates"], figure)
-            figure_link = figure_link or Path(figure).name
-        else:
-            figure_link = None
-        parts.append(paper_gates.gates_markdown(doc["gates"], figure_link))
+        link = figure("gates", paper_gates.plot_gates, doc["gates"]) if doc["gates"]["tasks"] else None
+        parts.append(paper_gates.gates_markdown(doc["gates"], link))
     doc["missing"] = {p: v for p, v in missing_sweeps(root).items() if p in tables}
     parts.append(missing_markdown(doc["missing"]))
     return "\n".join(parts), _jsonable(doc)
@@ -919,14 +936,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES))
     ap.add_argument("--resamples", type=int, default=RESAMPLES, help=f"bootstrap replicates (default {RESAMPLES})")
     ap.add_argument("--no-examples", action="store_true", help="skip the bootstrap over seeds x dev examples")
-    ap.add_argument("--figure", help="draw the gates figure here (default: paper-gates.png beside --output)")
+    ap.add_argument("--figures", help="draw the figures in this folder (default: beside --output; none without)")
     ns = ap.parse_args(argv)
     root = Path(ns.results)
     if not root.is_dir():
         raise SystemExit(f"{root}: no such results folder")
-    figure = Path(ns.figure) if ns.figure else (Path(ns.output).parent / "paper-gates.png" if ns.output else None)
-    link = os.path.relpath(figure.resolve(), Path(ns.output).resolve().parent) if figure and ns.output else None
-    md, doc = build(root, ns.tables, ns.resamples, not ns.no_examples, figure, link)
+    figures = Path(ns.figures) if ns.figures else (Path(ns.output).parent if ns.output else None)
+    link = os.path.relpath(figures.resolve(), Path(ns.output).resolve().parent) if figures and ns.output else None
+    md, doc = build(root, ns.tables, ns.resamples, not ns.no_examples, figures, None if link == "." else link)
     for phase, names in doc["missing"].items():
         if names:
             print(f"[paper_tables] {phase}: {len(names)} of {len(expected_sweeps()[phase])} sweeps missing",

@@ -106,12 +106,12 @@ def test_paper_tables_builds_table_5_from_the_chosen_apt_runs(tmp_path):
     write_probe(root / "main" / "cb-apt-seeds" / "apt-s12-probe-train", DOWN)
     write_probe(root / "main" / "cb-apt-seeds" / "apt-s13-probe-train", UP)
     write_probe(root / "main" / "cb-apt-lr" / "apt-lr0.005-s11-probe-train", [1, 0, 0, 0, 0, 0])  # off the point
-    md, doc = pt.build(root, ["gates"], figure=tmp_path / "fig" / "gates.png")
+    md, doc = pt.build(root, ["gates"], figures=tmp_path / "fig")
     row = doc["gates"]["rows"]["cb"]
     assert row["seeds"] == [11, 12, 13]
     assert row["lower_half"]["per_seed"] == pytest.approx([1 / 3, 2 / 3, 1 / 3])
-    assert "## 5. Gates" in md and "![Gate weight share per layer](gates.png)" in md
-    assert (tmp_path / "fig" / "gates.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "## 5. Gates" in md and "![Gate weight share per layer](paper-gates.png)" in md
+    assert (tmp_path / "fig" / "paper-gates.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def chosen_tree(out: Path, length: int) -> None:

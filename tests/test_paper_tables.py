@@ -248,6 +248,34 @@ def test_ablations_paired_against_apt(tree, main):
     assert "not computed (--no-examples)" in md
 
 
+def test_figure_panels_hold_every_seed_and_its_mean(tree, main):
+    """What the main and ablation figures draw: each cell's per-seed dev x100, mean and sd, partial flagged."""
+    panels = pt.paper_plots.main_panels(main)
+    cb = {c["label"]: c for c in panels["cb"]}
+    assert list(cb) == ["FT", "PT2", "APT"]
+    pt2 = [100 * v for v in (PT2_LEN[8], *PT2_SEEDS.values())]
+    assert cb["PT2"]["values"] == pytest.approx(pt2) and cb["PT2"]["mean"] == pytest.approx(mean(pt2))
+    assert cb["PT2"]["sd"] == pytest.approx(sd(pt2)) and not cb["PT2"]["partial"]
+    assert cb["FT"]["values"] == pytest.approx([66.0]) and cb["FT"]["sd"] is None and cb["FT"]["partial"]
+    assert [c["label"] for c in panels["conll04"]] == ["FT"]  # no PT2 / APT runs: left out
+    abl = {c["label"]: c for c in pt.paper_plots.ablation_panels(pt.ablations_table(tree, main, examples=False))["cb"]}
+    assert "APT w/o layer gate" not in abl
+    assert abl["PT2*"]["values"] == pytest.approx([100 * v for v in ABL_STAR.values()]) and abl["PT2*"]["partial"]
+
+
+def test_figures_are_drawn_and_linked(tree, tmp_path):
+    out = tmp_path / "report" / "tables.md"
+    assert pt.main([str(tree), "--output", str(out), "--tables", "main", "ablations", "--resamples", "200",
+                    "--no-examples"]) == 0
+    md = out.read_text()
+    for name in ("paper-main.png", "paper-ablations.png"):
+        assert f"]({name})" in md and (out.parent / name).read_bytes()[:4] == b"\x89PNG"
+    figs = tmp_path / "figs"
+    assert pt.main([str(tree), "--output", str(out), "--tables", "main", "--figures", str(figs), "--resamples",
+                    "200", "--no-examples"]) == 0
+    assert "](../figs/paper-main.png)" in out.read_text() and (figs / "paper-main.png").is_file()
+
+
 def test_fewshot(tree):
     f = pt.fewshot_table(tree / "fewshot")
     assert [(r["task"], r["shots"]) for r in f["rows"]] == [("cb", 16), ("rte", 32)]
