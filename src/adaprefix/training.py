@@ -376,6 +376,7 @@ class RunData:
     select_examples: list | None = None  # few-shot selection split (--shots-dev): chooses the epoch
     select_features: list[Feature] | None = None
     select_drawn: list | None = None
+    short_classes: dict = field(default_factory=dict)  # few-shot: split -> {label: drawn} below K (file too small)
 
     def digest(self) -> str:
         """Identifies the training data by content (token ids and labels), for --resume."""
@@ -399,15 +400,19 @@ def load_run_data(args: TrainArgs, task: Task, tokenizer) -> RunData:
         val_ex = val_ex[: args.limit_eval]
         test_ex = test_ex[: args.limit_eval] if test_ex is not None else None
     drawn = select_ex = select_drawn = None
+    short: dict[str, dict[str, int]] = {}
     if args.shots:
+        from .tasks.fewshot import few_shot_dev_split, short_classes
+
         full_train = train_ex
         train_ex, drawn = sample_few_shot(full_train, args.shots, args.seed)
+        short["train"] = short_classes(full_train, drawn, args.shots)
         if args.shots_dev:
-            from .tasks.fewshot import few_shot_dev_split
-
             select_ex, select_drawn = few_shot_dev_split(full_train, drawn, args.shots, args.seed)
             if not select_ex:
                 raise ValueError(f"--shots-dev: no training examples left beside the {len(drawn)} drawn for training")
+            short["select"] = short_classes(full_train, select_drawn, args.shots)
+        short = {split: classes for split, classes in short.items() if classes}
     if not train_ex:
         raise ValueError(f"{task.name}: no training examples left (check --limit-train / --shots / the train file)")
     splits = {"train": train_ex, "val": val_ex, **({"test": test_ex} if test_ex is not None else {}),
@@ -415,7 +420,8 @@ def load_run_data(args: TrainArgs, task: Task, tokenizer) -> RunData:
     features = {name: encode(ex, tokenizer, task.label_names, args.max_length) for name, ex in splits.items()}
     truncated = {name: count_truncated(splits[name], features[name], tokenizer, args.max_length) for name in splits}
     return RunData(train_ex, val_ex, test_ex, features["train"], features["val"], features.get("test"),
-                   Collator(tokenizer.pad_token_id), drawn, truncated, select_ex, features.get("select"), select_drawn)
+                   Collator(tokenizer.pad_token_id), drawn, truncated, select_ex, features.get("select"), select_drawn,
+                   short)
 
 
 # ---------------------------------------------------------------- model and optimiser
@@ -688,6 +694,10 @@ def _train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None) -> dic
             from .tasks.custom import class_counts
 
             print(f"{task.name}: class counts in training: {class_counts(data.train_examples, task.labels)}")
+    for split, classes in data.short_classes.items() if main else ():
+        got = ", ".join(f"{label} {n}" for label, n in classes.items())
+        print(f"{task.name}: --shots {args.shots}: the {split} draw has fewer than {args.shots} of some classes "
+              f"(the training file has no more{' beside the training draw' if split == 'select' else ''}): {got}")
     if accelerator.log_with:
         accelerator.init_trackers(run_dir.name, config=_tracker_config(args))
     t_start = time.time()
@@ -779,6 +789,7 @@ def run_results(args: TrainArgs, task: Task, model: TaskModel, data: RunData, pr
         "selected_on": "select (K per class from train, disjoint from the training draw)" if data.select_features
         is not None else "val",
         "few_shot_select_drawn": data.select_drawn,
+        "few_shot_short_classes": data.short_classes,  # split -> {label: drawn} where the file had fewer than K
         "trainable_params": model.count_trainable(),
         "trainable_params_without_head": model.count_trainable(include_head=False),
         "train_examples": len(data.train_examples), "truncated": data.truncated,

@@ -38,4 +38,21 @@ def few_shot_dev_split(examples: list, drawn: list[int], shots: int, seed: int) 
     return sample_few_shot(examples, shots, seed * 7919 + 1, exclude=frozenset(drawn))
 
 
-__all__ = ["few_shot_dev_split", "sample_few_shot"]
+def short_classes(examples: list, drawn: list[int], shots: int) -> dict[str, int]:
+    """Classes of a per-class draw (classification, multiple choice) that got fewer than ``shots`` examples,
+    as ``{label: drawn}``: the file had no more to give (CB's `neutral` has 23 training examples, so K = 32 takes
+    all 23, and a K = 16 selection split beside a K = 16 draw gets 7). Empty for NER and MultiRC (K sentences or
+    questions, not per class) and when every class got K.
+
+        short_classes(train, drawn, 32)   # {"neutral": 23}
+    """
+    if not examples or isinstance(examples[0], TokenExample) or (
+            isinstance(examples[0], PairExample) and examples[0].group is not None):
+        return {}
+    got: dict[str, int] = {str(e.label): 0 for e in examples}
+    for i in drawn:
+        got[str(examples[i].label)] += 1
+    return {label: n for label, n in sorted(got.items()) if n < shots}
+
+
+__all__ = ["few_shot_dev_split", "sample_few_shot", "short_classes"]
