@@ -40,11 +40,11 @@ def few_shot_dev_split(examples: list, drawn: list[int], shots: int, seed: int) 
 
 def short_classes(examples: list, drawn: list[int], shots: int) -> dict[str, int]:
     """Classes of a per-class draw (classification, multiple choice) that got fewer than ``shots`` examples,
-    as ``{label: drawn}``: the file had no more to give (CB's `neutral` has 23 training examples, so K = 32 takes
-    all 23, and a K = 16 selection split beside a K = 16 draw gets 7). Empty for NER and MultiRC (K sentences or
+    as ``{label: drawn}``: the file had no more to give (CB's `neutral` has 16 training examples, so K = 32 takes
+    all 16, and a selection split beside a K = 16 draw gets none). Empty for NER and MultiRC (K sentences or
     questions, not per class) and when every class got K.
 
-        short_classes(train, drawn, 32)   # {"neutral": 23}
+        short_classes(train, drawn, 32)   # {"neutral": 16}
     """
     if not examples or isinstance(examples[0], TokenExample) or (
             isinstance(examples[0], PairExample) and examples[0].group is not None):

@@ -1,0 +1,501 @@
+"""How much CPU time the rest of the paper protocol (``benchmarks/paper.py``) needs, measured from the committed runs.
+
+    python benchmarks/paper_cost.py [RESULTS] [--data-dir ../shared/data] [--model minilm] [--sample 1500]
+        [--streams 2] [--json cost.json]
+
+RESULTS is the collected results folder (default: benchmarks/results, laid out as
+``<phase>/<sweep>/<run>/results.json``). The report (markdown, on stdout) has:
+
+* per task of ``paper.MAIN_TASKS``: training examples, mean tokens per training example (a seeded sample of at most
+  ``--sample`` train records tokenised with the backbone's tokenizer, truncated at the task's default max length;
+  pairs as (text_a, text_b), multiple choice summed over its rows, NER words joined with spaces), the task's default
+  epochs, token-epochs (examples x mean tokens x epochs), and the measured seconds per run: the mean ``wall_s`` of
+  every committed full-data run (no ``shots``) per method and over all methods;
+* where a (task, method) has no measured run, an estimate: token-epochs x that method's seconds per token-epoch,
+  a least-squares ratio through the origin over the tasks where the method was measured (the overall ratio over
+  per-task means where the method has none);
+* few-shot runs, unless measured: seconds per token-epoch x mean tokens x epochs x (K-shot train examples +
+  EVAL_WEIGHT x examples scored each epoch: dev, the K-shot selection split, and test for NER), dev records
+  assumed as long as train's; a rough estimate (the ratio was fitted on runs whose evaluation it already absorbs,
+  and the per-run start-up is ignored);
+* per phase and task: runs the protocol makes, runs present, remaining (never below 0 per sweep) and their
+  single-thread hours; totals per phase, the grand total, and wall-clock hours at ``--streams`` parallel runs
+  (total / streams: the measured ``wall_s`` are per-run times of one single-threaded stream).
+
+Runs copied rather than trained (the main table's length-16 run of a prefix method is the lr stage's run, copied
+into the len stage: its ``train_args.output`` names another sweep) are neither counted as present nor measured twice.
+The gates phase (probes of finished runs, no training) is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # benchmarks/paper.py, also when this file is loaded by path (tests)
+    sys.path.insert(0, str(HERE))
+import paper  # noqa: E402  (the protocol's tasks, seeds and grids)
+
+METHODS = ("finetune", "prefix", "apt")  # column order
+LABEL = {"finetune": "FT", "prefix": "PT2", "apt": "APT"}
+PREFIX_METHODS = ("prefix", "apt")
+PHASES = ("defaults", "main", "ablations", "fewshot")
+# defaults phase grids as paper.Protocol.defaults writes them: setting -> runs per seed
+DEFAULTS_GRIDS = {
+    "attention-dropout": 2,  # attention_dropout=0.1,0
+    "gate-pooling": 2,  # gate_pooling=mean,cls
+    "token-gate-bias": 2 * len(paper.PREFIX_LRS.split(",")),  # token_gate_bias=0,3 x lr=PREFIX_LRS
+}
+ABLATIONS = {"no-token-gate": "apt", "no-layer-gate": "apt", "pt2-plus": "prefix", "pt2-star": "prefix"}
+EVAL_WEIGHT = 1 / 3  # cost of scoring one example relative to training on it (forward vs forward + backward)
+NER_FAMILY = "ner"
+Tokenizer = Callable[..., dict]
+
+
+# ---------------------------------------------------------------- tasks: examples and tokens
+
+
+def record_inputs(record: Any) -> list[tuple[str, str | None]]:
+    """The (text_a, text_b) inputs one record is encoded as: one pair; a row per choice; NER words joined."""
+    if hasattr(record, "rows"):
+        return [(a, b) for a, b in record.rows]
+    if hasattr(record, "words"):
+        return [(" ".join(record.words), None)]
+    return [(record.text_a, record.text_b)]
+
+
+def count_tokens(record: Any, tokenizer: Tokenizer, max_length: int) -> int:
+    """Tokens the encoder sees for ``record`` (special tokens included, truncated at ``max_length`` per input)."""
+    return sum(len(tokenizer(a, b, truncation=True, max_length=max_length)["input_ids"])
+               for a, b in record_inputs(record))
+
+
+def sample_records(records: list, size: int, seed: int = 0) -> list:
+    """At most ``size`` records drawn without replacement with ``seed`` (all of them, in order, when fewer)."""
+    if len(records) <= size:
+        return list(records)
+    return [records[i] for i in sorted(random.Random(seed).sample(range(len(records)), size))]
+
+
+def mean_tokens(records: list, tokenizer: Tokenizer, max_length: int, sample: int, seed: int = 0) -> float:
+    """Mean tokens per record over a seeded sample of at most ``sample`` records."""
+    drawn = sample_records(records, sample, seed)
+    return sum(count_tokens(r, tokenizer, max_length) for r in drawn) / len(drawn) if drawn else 0.0
+
+
+def few_shot_sizes(records: list, shots: int) -> tuple[int, int]:
+    """(training draw, selection split) sizes of a K-shot run, as ``adaprefix.tasks.fewshot`` draws them: K per
+    label (fewer where a label has fewer; the selection split takes K of what the draw left), K sentences for NER,
+    K questions for MultiRC (their answers counted at the mean answers per question)."""
+    if not records:
+        return 0, 0
+    first = records[0]
+    if hasattr(first, "words"):
+        return min(shots, len(records)), min(shots, max(0, len(records) - shots))
+    if getattr(first, "group", None) is not None:
+        groups = len({r.group for r in records})
+        per = len(records) / groups
+        return round(min(shots, groups) * per), round(min(shots, max(0, groups - shots)) * per)
+    counts: dict[str, int] = defaultdict(int)
+    for r in records:
+        counts[str(r.label)] += 1
+    train = {label: min(shots, n) for label, n in counts.items()}
+    return sum(train.values()), sum(min(shots, counts[label] - k) for label, k in train.items())
+
+
+@dataclass
+class TaskStats:
+    task: str
+    examples: int
+    mean_tokens: float
+    epochs: int
+    eval_examples: int  # scored every epoch: dev, and test for NER
+    few_shot: dict  # K -> [train draw, selection split]
+
+    @property
+    def token_epochs(self) -> float:
+        return token_epochs(self.examples, self.mean_tokens, self.epochs)
+
+
+def token_epochs(examples: float, tokens: float, epochs: float) -> float:
+    return examples * tokens * epochs
+
+
+def load_tokenizer(model: str):
+    """The tokenizer ``adaprefix train --model MODEL`` uses (packaged name resolved as the package does)."""
+    from transformers import AutoTokenizer
+
+    from adaprefix.backbones.packaged import resolve_model
+
+    return AutoTokenizer.from_pretrained(resolve_model(model))
+
+
+def task_stats(name: str, data_dir: str | Path, tokenizer: Tokenizer, sample: int) -> TaskStats:
+    from adaprefix.tasks import get_task
+
+    task = get_task(name)
+    train = task.load("train", data_dir)
+    scored = len(task.load("val", data_dir)) + (len(task.load("test", data_dir)) if task.family == NER_FAMILY else 0)
+    few = {k: list(few_shot_sizes(train, k)) for k in paper.SHOTS} if name in paper.FEWSHOT_TASKS else {}
+    return TaskStats(name, len(train), mean_tokens(train, tokenizer, task.default_max_length, sample),
+                     task.default_epochs, scored, few)
+
+
+# ---------------------------------------------------------------- committed runs
+
+
+@dataclass
+class RunRecord:
+    phase: str
+    sweep: str
+    task: str
+    method: str
+    wall_s: float
+    shots: int | None
+    copied: bool  # a copy of a run trained in another sweep
+
+
+def is_copy(doc: dict, sweep: str) -> bool:
+    """True when the run was trained in another sweep (its output folder is ``.../<other sweep>/runs/<run>``)."""
+    output = (doc.get("train_args") or {}).get("output")
+    if not output:
+        return False
+    parts = Path(output).parts
+    return len(parts) >= 3 and parts[-2] == "runs" and parts[-3] != sweep
+
+
+def read_run(path: Path) -> RunRecord:
+    """One ``<phase>/<sweep>/<run>/results.json``."""
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    sweep, phase = path.parent.parent.name, path.parent.parent.parent.name
+    args = doc.get("train_args") or {}
+    return RunRecord(phase, sweep, doc["task"], doc["method"], float(doc["wall_s"]), args.get("shots"),
+                     is_copy(doc, sweep))
+
+
+def read_runs(root: Path) -> list[RunRecord]:
+    """Every readable run under ``root``; unreadable ones are skipped with a line on stderr."""
+    runs = []
+    for path in sorted(root.glob("*/*/*/results.json")):
+        try:
+            runs.append(read_run(path))
+        except (ValueError, KeyError, TypeError) as err:
+            print(f"[paper_cost] {path}: skipped ({type(err).__name__}: {err})", file=sys.stderr)
+    return runs
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def measured_seconds(runs: Iterable[RunRecord]) -> dict[tuple[str, str], tuple[float, int]]:
+    """(task, method) -> (mean wall_s, runs) over trained full-data runs (no shots, no copies)."""
+    groups: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in runs:
+        if r.shots is None and not r.copied:
+            groups[(r.task, r.method)].append(r.wall_s)
+    return {key: (_mean(v), len(v)) for key, v in groups.items()}
+
+
+def measured_task_seconds(runs: Iterable[RunRecord]) -> dict[str, tuple[float, int]]:
+    """task -> (mean wall_s, runs) over its trained full-data runs of every method."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for r in runs:
+        if r.shots is None and not r.copied:
+            groups[r.task].append(r.wall_s)
+    return {task: (_mean(v), len(v)) for task, v in groups.items()}
+
+
+def measured_few_shot_seconds(runs: Iterable[RunRecord]) -> dict[tuple[str, str, int], float]:
+    """(task, method, K) -> mean wall_s of the trained few-shot runs."""
+    groups: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+    for r in runs:
+        if r.shots is not None and not r.copied:
+            groups[(r.task, r.method, int(r.shots))].append(r.wall_s)
+    return {key: _mean(v) for key, v in groups.items()}
+
+
+# ---------------------------------------------------------------- seconds per run: measured or scaled
+
+
+def fit_ratio(points: Iterable[tuple[float, float]]) -> float | None:
+    """Least-squares slope through the origin of seconds on token-epochs: sum(x*y) / sum(x*x); None without data."""
+    pts = [(x, y) for x, y in points if x > 0]
+    return sum(x * y for x, y in pts) / sum(x * x for x, _ in pts) if pts else None
+
+
+@dataclass
+class Rates:
+    per_method: dict[str, float]  # seconds per token-epoch
+    per_method_from: dict[str, list[str]]  # the tasks each was fitted on
+    overall: float | None
+    overall_from: list[str]
+
+
+def fit_rates(measured: dict[tuple[str, str], tuple[float, int]], task_means: dict[str, tuple[float, int]],
+              work: dict[str, float]) -> Rates:
+    """Seconds per token-epoch per method (over the tasks where it was measured) and overall (per-task means)."""
+    per, per_from = {}, {}
+    for method in METHODS:
+        tasks = sorted(t for (t, m) in measured if m == method and t in work)
+        ratio = fit_ratio((work[t], measured[(t, method)][0]) for t in tasks)
+        if ratio is not None:
+            per[method], per_from[method] = ratio, tasks
+    overall_tasks = sorted(t for t in task_means if t in work)
+    return Rates(per, per_from, fit_ratio((work[t], task_means[t][0]) for t in overall_tasks), overall_tasks)
+
+
+def run_seconds(task: str, method: str, measured: dict[tuple[str, str], tuple[float, int]], rates: Rates,
+                work: dict[str, float]) -> tuple[float | None, str]:
+    """Seconds one full-data run of (task, method) takes and how it is known: "measured", "est. <method>" (the
+    method's ratio) or "est. overall"; (None, "unknown") when nothing has been measured at all."""
+    if (task, method) in measured:
+        return measured[(task, method)][0], "measured"
+    if method in rates.per_method:
+        return rates.per_method[method] * work[task], f"est. {method}"
+    if rates.overall is not None:
+        return rates.overall * work[task], "est. overall"
+    return None, "unknown"
+
+
+def ratio_for(method: str, rates: Rates) -> float | None:
+    return rates.per_method.get(method, rates.overall)
+
+
+def few_shot_seconds(stats: TaskStats, method: str, shots: int, rates: Rates,
+                     measured_few: dict[tuple[str, str, int], float]) -> tuple[float | None, str]:
+    """Seconds one K-shot run takes: measured, or ratio x mean tokens x epochs x (draw + EVAL_WEIGHT x scored)."""
+    if (stats.task, method, shots) in measured_few:
+        return measured_few[(stats.task, method, shots)], "measured"
+    ratio = ratio_for(method, rates)
+    if ratio is None:
+        return None, "unknown"
+    train, select = stats.few_shot.get(shots, [0, 0])
+    examples = train + EVAL_WEIGHT * (stats.eval_examples + select)
+    return ratio * token_epochs(examples, stats.mean_tokens, stats.epochs), "est. few-shot formula"
+
+
+# ---------------------------------------------------------------- the protocol's runs
+
+
+@dataclass
+class Sweep:
+    phase: str
+    name: str
+    task: str
+    method: str
+    expected: int  # runs it trains
+    shots: int | None = None
+    present: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.expected - self.present)
+
+
+def defaults_sweeps(task: str) -> list[Sweep]:
+    seeds = len(paper.seeds_for(task))
+    return [Sweep("defaults", f"{task}-{s}", task, "apt", runs * seeds) for s, runs in DEFAULTS_GRIDS.items()]
+
+
+def main_sweeps(task: str) -> list[Sweep]:
+    """lr stage: every lr on the first seed; len stage (prefix methods): length 8 only (16 is the lr stage's run,
+    copied); seeds stage: the other seeds."""
+    seeds = len(paper.seeds_for(task))
+    out = []
+    for method in METHODS:
+        lrs = len((paper.FT_LRS if method == "finetune" else paper.PREFIX_LRS).split(","))
+        out.append(Sweep("main", f"{task}-{method}-lr", task, method, lrs))
+        if method in PREFIX_METHODS:
+            out.append(Sweep("main", f"{task}-{method}-len", task, method, 1))
+        out.append(Sweep("main", f"{task}-{method}-seeds", task, method, seeds - 1))
+    return out
+
+
+def ablation_sweeps(task: str) -> list[Sweep]:
+    seeds = len(paper.seeds_for(task))
+    return [Sweep("ablations", f"{task}-{a}", task, m, seeds) for a, m in ABLATIONS.items()]
+
+
+def fewshot_sweeps(task: str) -> list[Sweep]:
+    return [Sweep("fewshot", f"{task}-k{k}-{m}", task, m, len(paper.SEEDS_SMALL), shots=k)
+            for k in paper.SHOTS for m in METHODS]
+
+
+def protocol_sweeps() -> list[Sweep]:
+    """Every training sweep of the protocol, phase by phase, with the runs each trains."""
+    return ([s for t in paper.DEFAULTS_TASKS for s in defaults_sweeps(t)]
+            + [s for t in paper.MAIN_TASKS for s in main_sweeps(t)]
+            + [s for t in paper.ABLATION_TASKS for s in ablation_sweeps(t)]
+            + [s for t in paper.FEWSHOT_TASKS for s in fewshot_sweeps(t)])
+
+
+def count_present(runs: Iterable[RunRecord], sweeps: list[Sweep]) -> list[Sweep]:
+    """Set each sweep's ``present``: its trained runs in the results folder (copies from other sweeps left out)."""
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for r in runs:
+        if not r.copied:
+            counts[(r.phase, r.sweep)] += 1
+    for s in sweeps:
+        s.present = counts[(s.phase, s.name)]
+    return sweeps
+
+
+# ---------------------------------------------------------------- costing and the report
+
+
+def sweep_cost(sweep: Sweep, stats: dict[str, TaskStats], measured, rates: Rates, measured_few,
+               work: dict[str, float]) -> tuple[float | None, str]:
+    """Seconds per run of ``sweep`` and how they are known."""
+    if sweep.shots is not None:
+        return few_shot_seconds(stats[sweep.task], sweep.method, sweep.shots, rates, measured_few)
+    return run_seconds(sweep.task, sweep.method, measured, rates, work)
+
+
+def phase_rows(sweeps: list[Sweep], costs: dict[tuple[str, str], tuple[float | None, str]]) -> dict[str, dict]:
+    """phase -> task -> {expected, present, remaining, hours, estimated}; remaining is summed per sweep."""
+    rows: dict[str, dict] = {p: {} for p in PHASES}
+    for s in sweeps:
+        seconds, how = costs[(s.phase, s.name)]
+        row = rows[s.phase].setdefault(s.task, {"expected": 0, "present": 0, "remaining": 0, "hours": 0.0,
+                                                "estimated": False})
+        row["expected"] += s.expected
+        row["present"] += min(s.present, s.expected)
+        row["remaining"] += s.remaining
+        row["hours"] += s.remaining * (seconds or 0.0) / 3600
+        row["estimated"] |= s.remaining > 0 and how != "measured"
+    return rows
+
+
+def phase_totals(rows: dict[str, dict]) -> dict[str, dict]:
+    return {p: {k: sum(r[k] for r in tasks.values()) for k in ("expected", "present", "remaining", "hours")}
+            for p, tasks in rows.items()}
+
+
+def _cell(seconds: float | None, how: str, n: int | None = None) -> str:
+    if seconds is None:
+        return "?"
+    if how == "measured":
+        return f"{seconds:.0f} ({n})" if n is not None else f"{seconds:.0f}"
+    return f"est. {seconds:.0f}"
+
+
+def tasks_markdown(stats: dict[str, TaskStats], measured, task_means, rates: Rates, work) -> str:
+    out = ["## Tasks\n",
+           "Seconds per full-data run: mean `wall_s` (runs measured); `est.` = token-epochs x the method's "
+           "seconds per token-epoch.\n",
+           "| task | train examples | mean tokens | epochs | token-epochs (M) | "
+           + " | ".join(f"{LABEL[m]} s/run" for m in METHODS) + " | all s/run |",
+           "|---|---:|---:|---:|---:|" + "---:|" * len(METHODS) + "---:|"]
+    for t, st in stats.items():
+        cells = []
+        for m in METHODS:
+            seconds, how = run_seconds(t, m, measured, rates, work)
+            cells.append(_cell(seconds, how, measured.get((t, m), (0, None))[1]))
+        overall = f"{task_means[t][0]:.0f} ({task_means[t][1]})" if t in task_means else "-"
+        out.append(f"| {t} | {st.examples} | {st.mean_tokens:.1f} | {st.epochs} | {st.token_epochs / 1e6:.3f} | "
+                   + " | ".join(cells) + f" | {overall} |")
+    out.append("")
+    for m in METHODS:
+        if m in rates.per_method:
+            out.append(f"- {LABEL[m]}: {rates.per_method[m] * 1e6:.1f} s per million token-epochs "
+                       f"(least squares over {', '.join(rates.per_method_from[m])})")
+        else:
+            out.append(f"- {LABEL[m]}: no measured task; the overall ratio is used")
+    if rates.overall is not None:
+        out.append(f"- overall: {rates.overall * 1e6:.1f} s per million token-epochs (per-task means of "
+                   f"{', '.join(rates.overall_from)})")
+    unmeasured = [t for t in stats if not any((t, m) in measured for m in METHODS)]
+    if unmeasured:
+        out.append(f"- no measured run (all methods estimated): {', '.join(unmeasured)}")
+    return "\n".join(out) + "\n"
+
+
+def fewshot_markdown(stats: dict[str, TaskStats]) -> str:
+    lines = ["Few-shot runs (unless measured): seconds per token-epoch x mean tokens x epochs x (K-shot draw + "
+             f"{EVAL_WEIGHT:.2f} x (dev [+ test for NER] + K-shot selection split)), per run; sizes used:\n"]
+    for t, st in stats.items():
+        if st.few_shot:
+            sizes = ", ".join(f"K={k}: {a} train + {b} select" for k, (a, b) in st.few_shot.items())
+            lines.append(f"- {t}: {sizes}; {st.eval_examples} scored from dev/test per epoch")
+    return "\n".join(lines) + "\n"
+
+
+def phases_markdown(rows: dict[str, dict], totals: dict[str, dict], streams: int) -> str:
+    out = ["## Remaining runs\n",
+           "Hours are single-thread (sum of run times); `*` = includes estimated seconds per run.\n"]
+    for phase in PHASES:
+        out += [f"### {phase}\n", "| task | expected | present | remaining | hours |", "|---|---:|---:|---:|---:|"]
+        for t, r in rows[phase].items():
+            out.append(f"| {t} | {r['expected']} | {r['present']} | {r['remaining']} | "
+                       f"{r['hours']:.1f}{'*' if r['estimated'] else ''} |")
+        tot = totals[phase]
+        out += [f"| **total** | {tot['expected']} | {tot['present']} | {tot['remaining']} | {tot['hours']:.1f} |", ""]
+    out += ["## Totals\n", f"| phase | remaining runs | single-thread hours | wall-clock hours at {streams} streams |",
+            "|---|---:|---:|---:|"]
+    for phase in PHASES:
+        tot = totals[phase]
+        out.append(f"| {phase} | {tot['remaining']} | {tot['hours']:.1f} | {tot['hours'] / streams:.1f} |")
+    remaining = sum(t["remaining"] for t in totals.values())
+    hours = sum(t["hours"] for t in totals.values())
+    out.append(f"| **all** | {remaining} | {hours:.1f} | {hours / streams:.1f} |")
+    out.append(f"\nGrand total: {remaining} runs, {hours:.1f} single-thread hours ({hours / 24:.1f} days), "
+               f"{hours / streams:.1f} wall-clock hours ({hours / streams / 24:.1f} days) at {streams} parallel "
+               "streams. The gates phase (probes, no training) is not counted.")
+    return "\n".join(out) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("results", nargs="?", default=str(HERE / "results"), help="collected results (default: "
+                   "benchmarks/results)")
+    p.add_argument("--data-dir", default=str(HERE.parents[1] / "shared" / "data"))
+    p.add_argument("--model", default="minilm", help="packaged name, folder or hub id (default: minilm)")
+    p.add_argument("--sample", type=int, default=1500, help="train records tokenised per task (default: 1500)")
+    p.add_argument("--streams", type=int, default=2, help="runs in parallel for the wall-clock hours (default: 2)")
+    p.add_argument("--json", metavar="FILE", help="also write the numbers as JSON to FILE")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = parse_args(argv)
+    if ns.streams < 1 or ns.sample < 1:
+        raise SystemExit("--streams and --sample must be >= 1")
+    tokenizer = load_tokenizer(ns.model)
+    stats = {t: task_stats(t, ns.data_dir, tokenizer, ns.sample) for t in paper.MAIN_TASKS}
+    work = {t: st.token_epochs for t, st in stats.items()}
+    runs = read_runs(Path(ns.results))
+    measured, task_means = measured_seconds(runs), measured_task_seconds(runs)
+    measured_few = measured_few_shot_seconds(runs)
+    rates = fit_rates(measured, task_means, work)
+    sweeps = count_present(runs, protocol_sweeps())
+    costs = {(s.phase, s.name): sweep_cost(s, stats, measured, rates, measured_few, work) for s in sweeps}
+    rows = phase_rows(sweeps, costs)
+    totals = phase_totals(rows)
+    print(f"# Remaining cost of the paper protocol\n\nresults: {ns.results}; model {ns.model}; "
+          f"{len(runs)} results.json read; token counts from at most {ns.sample} train records per task (seed 0).\n")
+    print(tasks_markdown(stats, measured, task_means, rates, work))
+    print(fewshot_markdown(stats))
+    print(phases_markdown(rows, totals, ns.streams))
+    if ns.json:
+        doc = {"tasks": {t: {**asdict(st), "token_epochs": st.token_epochs} for t, st in stats.items()},
+               "measured": {f"{t}/{m}": {"seconds": s, "runs": n} for (t, m), (s, n) in measured.items()},
+               "rates": asdict(rates),
+               "sweeps": [{**asdict(s), "remaining": s.remaining, "seconds_per_run": costs[(s.phase, s.name)][0],
+                           "basis": costs[(s.phase, s.name)][1]} for s in sweeps],
+               "phases": rows, "totals": totals, "streams": ns.streams,
+               "total_hours": sum(t["hours"] for t in totals.values()),
+               "total_remaining": sum(t["remaining"] for t in totals.values())}
+        Path(ns.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

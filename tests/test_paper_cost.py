@@ -1,0 +1,234 @@
+"""benchmarks/paper_cost.py: the protocol's run counts, present and remaining runs in a synthetic results tree,
+measured seconds per run, the token-epoch scaling for unmeasured tasks and the token counting, each against values
+worked out by hand here."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("paper_cost", ROOT / "benchmarks" / "paper_cost.py")
+pc = importlib.util.module_from_spec(spec)
+sys.modules["paper_cost"] = pc
+spec.loader.exec_module(pc)
+
+from adaprefix.tasks import ChoiceExample, PairExample, TokenExample  # noqa: E402
+
+
+def by_name(sweeps: list) -> dict:
+    return {s.name: s for s in sweeps}
+
+
+# ---------------------------------------------------------------- expected runs
+
+
+def test_main_counts_cb():
+    sweeps = by_name(pc.main_sweeps("cb"))
+    assert {n: s.expected for n, s in sweeps.items()} == {
+        "cb-finetune-lr": 3, "cb-finetune-seeds": 4,
+        "cb-prefix-lr": 3, "cb-prefix-len": 1, "cb-prefix-seeds": 4,
+        "cb-apt-lr": 3, "cb-apt-len": 1, "cb-apt-seeds": 4}
+    per_method = {m: sum(s.expected for s in sweeps.values() if s.method == m) for m in pc.METHODS}
+    assert per_method == {"prefix": 8, "apt": 8, "finetune": 7}
+
+
+def test_main_counts_rte():
+    per_method = {m: sum(s.expected for s in pc.main_sweeps("rte") if s.method == m) for m in pc.METHODS}
+    assert per_method == {"prefix": 6, "apt": 6, "finetune": 5}  # 3 + 1 + 2; FT 3 + 2
+
+
+def test_defaults_counts():
+    cb = by_name(pc.defaults_sweeps("cb"))
+    assert {n: s.expected for n, s in cb.items()} == {
+        "cb-attention-dropout": 10, "cb-gate-pooling": 10, "cb-token-gate-bias": 30}
+    assert sum(s.expected for s in cb.values()) == 50  # 2*5 + 2*5 + 6*5
+    assert sum(s.expected for s in pc.defaults_sweeps("rte")) == 30  # 2*3 + 2*3 + 6*3
+    assert all(s.method == "apt" for s in cb.values())
+
+
+def test_ablation_and_fewshot_counts():
+    ab = by_name(pc.ablation_sweeps("conll04"))
+    assert {n: (s.expected, s.method) for n, s in ab.items()} == {
+        "conll04-no-token-gate": (3, "apt"), "conll04-no-layer-gate": (3, "apt"),
+        "conll04-pt2-plus": (3, "prefix"), "conll04-pt2-star": (3, "prefix")}
+    few = pc.fewshot_sweeps("cb")
+    assert len(few) == 6 and all(s.expected == 5 for s in few)
+    assert {(s.shots, s.method) for s in few} == {(k, m) for k in (16, 32) for m in ("finetune", "prefix", "apt")}
+
+
+def test_protocol_total():
+    sweeps = pc.protocol_sweeps()
+    by_phase = {p: sum(s.expected for s in sweeps if s.phase == p) for p in pc.PHASES}
+    # defaults: cb 50, rte 30, conll04 30
+    # main: small tasks (cb, copa, wsc) 8+8+7 = 23 each, the six others 6+6+5 = 17 each
+    # ablations: 4 sweeps x (5 cb + 3 rte + 5 copa + 3 conll04); fewshot: 5 tasks x 2 K x 3 methods x 5 draws
+    assert by_phase == {"defaults": 110, "main": 3 * 23 + 6 * 17, "ablations": 4 * 16, "fewshot": 150}
+
+
+# ---------------------------------------------------------------- a synthetic results tree
+
+
+def write(root: Path, phase: str, sweep: str, run: str, task: str, method: str, wall_s: float,
+          shots: int | None = None, output: str | None = None) -> None:
+    folder = root / phase / sweep / run
+    folder.mkdir(parents=True)
+    args = {"epochs": 20, "shots": shots, **({"output": output} if output else {})}
+    doc = {"task": task, "method": method, "wall_s": wall_s, "train_examples": 250, "train_args": args,
+           "device": "cpu"}
+    (folder / "results.json").write_text(json.dumps(doc))
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "results"
+    for i, w in enumerate((100.0, 200.0, 300.0)):
+        write(root, "main", "cb-apt-lr", f"apt-lr{i}-s11", "cb", "apt", w,
+              output=f"/x/runs/paper/main/cb-apt-lr/runs/apt-lr{i}-s11")
+    # the len stage: length 16 copied from the lr stage (its output names cb-apt-lr), length 8 not yet run
+    write(root, "main", "cb-apt-len", "apt-prefix_len16-s11", "cb", "apt", 300.0,
+          output="/x/runs/paper/main/cb-apt-lr/runs/apt-lr2-s11")
+    for s in (12, 13):
+        write(root, "main", "cb-apt-seeds", f"apt-s{s}", "cb", "apt", 400.0)
+    for s in (12, 13, 14, 15, 16, 17):  # more than expected: remaining stays at 0
+        write(root, "main", "cb-finetune-seeds", f"finetune-s{s}", "cb", "finetune", 50.0)
+    write(root, "fewshot", "cb-k16-apt", "apt-s11", "cb", "apt", 30.0, shots=16)
+    write(root, "defaults", "cb-gate-pooling", "apt-gate_poolingcls-s11", "cb", "apt", 500.0)
+    (root / "main" / "cb-apt-lr.md").write_text("not a run")
+    return root
+
+
+def test_read_runs_marks_copies(tree: Path):
+    runs = pc.read_runs(tree)
+    assert len(runs) == 14
+    copies = [r for r in runs if r.copied]
+    assert [(c.sweep, c.wall_s) for c in copies] == [("cb-apt-len", 300.0)]
+    lr = [r for r in runs if r.sweep == "cb-apt-lr"]
+    assert len(lr) == 3 and not any(r.copied for r in lr)  # output in its own sweep: trained there
+
+
+def test_remaining_is_expected_minus_present(tree: Path):
+    sweeps = by_name(pc.count_present(pc.read_runs(tree), pc.protocol_sweeps()))
+    expect = {  # name: (expected, present, remaining)
+        "cb-apt-lr": (3, 3, 0),
+        "cb-apt-len": (1, 0, 1),  # the copy is not the length-8 run
+        "cb-apt-seeds": (4, 2, 2),
+        "cb-finetune-seeds": (4, 6, 0),  # never below 0
+        "cb-finetune-lr": (3, 0, 3),
+        "cb-k16-apt": (5, 1, 4),
+        "cb-gate-pooling": (10, 1, 9),
+        "rte-prefix-lr": (3, 0, 3),
+    }
+    assert {n: (sweeps[n].expected, sweeps[n].present, sweeps[n].remaining) for n in expect} == expect
+
+
+def test_measured_seconds(tree: Path):
+    runs = pc.read_runs(tree)
+    measured = pc.measured_seconds(runs)
+    # APT full-data runs, copy and few-shot run left out: 100, 200, 300, 400, 400, 500 -> 1900 / 6
+    assert measured[("cb", "apt")] == (pytest.approx(1900 / 6), 6)
+    assert measured[("cb", "finetune")] == (pytest.approx(50.0), 6)
+    assert set(measured) == {("cb", "apt"), ("cb", "finetune")}
+    # per task: (1900 + 6 * 50) / 12
+    assert pc.measured_task_seconds(runs)["cb"] == (pytest.approx(2200 / 12), 12)
+    assert pc.measured_few_shot_seconds(runs) == {("cb", "apt", 16): pytest.approx(30.0)}
+
+
+def test_phase_rows_hours(tree: Path):
+    sweeps = [s for s in pc.count_present(pc.read_runs(tree), pc.main_sweeps("cb")) if s.method == "apt"]
+    costs = {("main", s.name): (360.0, "measured") for s in sweeps}
+    rows = pc.phase_rows(sweeps, costs)
+    # expected 3 + 1 + 4, present 3 + 0 + 2, remaining 0 + 1 + 2 = 3 runs x 360 s = 0.3 h
+    assert rows["main"]["cb"] == {"expected": 8, "present": 5, "remaining": 3, "hours": pytest.approx(0.3),
+                                  "estimated": False}
+    assert pc.phase_totals(rows)["main"]["hours"] == pytest.approx(0.3)
+
+
+# ---------------------------------------------------------------- scaling for tasks without runs
+
+
+def test_fit_ratio_least_squares_through_origin():
+    # points (1, 2) and (2, 5): sum(xy) = 12, sum(xx) = 5 -> 2.4
+    assert pc.fit_ratio([(1.0, 2.0), (2.0, 5.0)]) == pytest.approx(2.4)
+    assert pc.fit_ratio([]) is None
+
+
+def test_unmeasured_task_is_scaled_by_token_epochs():
+    work = {"cb": 1000.0, "copa": 2000.0, "rte": 5000.0}
+    measured = {("cb", "apt"): (200.0, 3), ("copa", "apt"): (500.0, 2), ("cb", "finetune"): (300.0, 1)}
+    task_means = {"cb": (225.0, 4), "copa": (500.0, 2)}
+    rates = pc.fit_rates(measured, task_means, work)
+    # APT: (1000*200 + 2000*500) / (1000^2 + 2000^2) = 1.2e6 / 5e6 = 0.24 s per token-epoch
+    assert rates.per_method["apt"] == pytest.approx(0.24)
+    assert rates.per_method_from["apt"] == ["cb", "copa"]
+    assert rates.per_method["finetune"] == pytest.approx(0.3)
+    assert "prefix" not in rates.per_method
+    # overall over per-task means: (1000*225 + 2000*500) / 5e6 = 0.245
+    assert rates.overall == pytest.approx(0.245)
+
+    assert pc.run_seconds("cb", "apt", measured, rates, work) == (200.0, "measured")
+    seconds, how = pc.run_seconds("rte", "apt", measured, rates, work)
+    assert (seconds, how) == (pytest.approx(0.24 * 5000), "est. apt")  # 1200 s
+    seconds, how = pc.run_seconds("rte", "prefix", measured, rates, work)
+    assert (seconds, how) == (pytest.approx(0.245 * 5000), "est. overall")  # no prefix run anywhere
+
+
+def test_few_shot_estimate():
+    rates = pc.Rates({"apt": 0.01}, {"apt": ["cb"]}, 0.02, ["cb"])
+    stats = pc.TaskStats("cb", 250, 50.0, 20, eval_examples=56, few_shot={16: [39, 39]})
+    # 0.01 * 50 tokens * 20 epochs * (39 + (56 + 39) / 3) = 10 * (39 + 31.667) = 706.67
+    seconds, how = pc.few_shot_seconds(stats, "apt", 16, rates, {})
+    assert seconds == pytest.approx(10 * (39 + 95 / 3)) and how.startswith("est.")
+    seconds, _ = pc.few_shot_seconds(stats, "finetune", 16, rates, {})  # overall ratio
+    assert seconds == pytest.approx(20 * (39 + 95 / 3))
+    assert pc.few_shot_seconds(stats, "apt", 16, rates, {("cb", "apt", 16): 42.0}) == (42.0, "measured")
+
+
+def test_few_shot_sizes():
+    records = ([PairExample(i, "a", "b", "x") for i in range(40)] + [PairExample(i, "a", "b", "y") for i in range(20)]
+               + [PairExample(i, "a", "b", "z") for i in range(5)])
+    # K=16: draw 16 + 16 + 5 = 37; selection takes K of what is left: 16 + 4 + 0 = 20
+    assert pc.few_shot_sizes(records, 16) == (37, 20)
+    ner = [TokenExample(i, ["w"], ["O"]) for i in range(20)]
+    assert pc.few_shot_sizes(ner, 16) == (16, 4)
+
+
+# ---------------------------------------------------------------- token counting
+
+
+class WordTokenizer:
+    """One token per whitespace-separated word plus [CLS] and [SEP] (and one more [SEP] for a pair), truncated."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def __call__(self, a: str, b: str | None = None, truncation: bool = False, max_length: int | None = None) -> dict:
+        self.calls.append((a, b, truncation, max_length))
+        ids = [0] + [1] * len(a.split()) + [2] + ([1] * len(b.split()) + [2] if b is not None else [])
+        return {"input_ids": ids[:max_length] if truncation and max_length else ids}
+
+
+def test_count_tokens_per_record_kind():
+    tok = WordTokenizer()
+    assert pc.count_tokens(PairExample(0, "a b c", "d e"), tok, 128) == 8  # 1 + 3 + 1 + 2 + 1
+    assert pc.count_tokens(PairExample(1, "a b c", None), tok, 128) == 5
+    choice = ChoiceExample(2, [("p q", "r"), ("p q", "s t u")], 0)
+    assert pc.count_tokens(choice, tok, 128) == 6 + 8  # rows summed
+    assert pc.count_tokens(TokenExample(3, ["John", "lives", "here"], ["B", "O", "O"]), tok, 128) == 5
+    assert tok.calls[-1] == ("John lives here", None, True, 128)  # words joined with spaces
+    assert pc.count_tokens(PairExample(4, "a b c d e f g h", "i j"), tok, 6) == 6  # truncated
+
+
+def test_mean_tokens_and_sample():
+    tok = WordTokenizer()
+    records = [PairExample(i, " ".join(["w"] * i), None) for i in range(1, 5)]  # 3, 4, 5, 6 tokens
+    assert pc.mean_tokens(records, tok, 128, sample=10) == pytest.approx(4.5)
+    drawn = pc.sample_records(list(range(100)), 10, seed=0)
+    assert len(drawn) == 10 and len(set(drawn)) == 10 and drawn == sorted(drawn)
+    assert drawn == pc.sample_records(list(range(100)), 10, seed=0)  # seeded
+    assert pc.mean_tokens(records, tok, 128, sample=2) == pytest.approx(
+        sum(len(r.text_a.split()) + 2 for r in pc.sample_records(records, 2)) / 2)
