@@ -51,6 +51,7 @@ from .tasks.records import ChoiceExample, PairExample, TokenExample
 CHECKPOINT = "checkpoint"
 STATE_FILE = "trainer_state.pt"  # optimiser, scheduler, history: tensors and plain data, read with weights_only=True
 TRAINABLE_FILE = "trainable.safetensors"  # raw trainable parameters (projection MLP included), for --resume
+TRUNCATION_WARNING = 0.05  # say so at the start of a run when max_length cuts this share of a split or more
 VAL_PREDICTIONS = "val-predictions.json"  # the best epoch's per-example val predictions, for paired bootstraps
 MIXED_PRECISION = ("no", "bf16", "fp16")
 # Settings a resumed run may change: they do not touch the training arithmetic. Data and base weights are
@@ -694,6 +695,12 @@ def _train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None) -> dic
             from .tasks.custom import class_counts
 
             print(f"{task.name}: class counts in training: {class_counts(data.train_examples, task.labels)}")
+    for split, cut in data.truncated.items() if main else ():
+        total = len(getattr(data, f"{split}_examples") or [])
+        if cut and total and cut / total >= TRUNCATION_WARNING:
+            print(f"{task.name}: --max-length {args.max_length} cuts {cut} of {total} {split} examples "
+                  f"({100 * cut / total:.0f}%): their ends are not seen; a larger --max-length keeps them whole"
+                  + (f" (the encoder takes up to {positions})" if positions else ""))
     for split, classes in data.short_classes.items() if main else ():
         got = ", ".join(f"{label} {n}" for label, n in classes.items())
         print(f"{task.name}: --shots {args.shots}: the {split} draw has fewer than {args.shots} of some classes "
