@@ -14,7 +14,8 @@ Phases (each a list of sweeps; every sweep resumes where it stopped, finished ru
   stage 1's run at that rate, copied rather than retrained), stage 3
   runs the remaining seeds at the chosen point (report over main/<task>-* groups seed 11 with them). Same epochs for every method of a task.
 * ``ablations``: APT without token gate / without layer gate, PT2+ (parameter-matched to APT), PT2* (plan from
-  the APT run's probe on train), at the main table's chosen APT point.
+  the APT run's probe on train), at the main table's chosen APT point; where P-tuning v2's chosen lr differs from
+  APT's, PT2+ and PT2* once more at PT2's lr (``<task>-pt2-plus-pt2-lr``, ``<task>-pt2-star-pt2-lr``).
 * ``gates``: ``adaprefix probe`` (on train) of every seed's APT run at the main table's chosen point (COPA,
   CoNLL04, RTE, CB, WSC); ``paper_tables.py`` turns them into table 5 and its figure.
 * ``fewshot``: K = 16 and 32 per class on CB, RTE, WiC, COPA and CoNLL04, PT2 / APT / FT, five draws, each method
@@ -50,6 +51,7 @@ SHOTS = (16, 32)
 PREFIX_LRS = "5e-3,1e-2,2e-2"
 FT_LRS = "1e-5,3e-5,5e-5"
 METHODS = ("prefix", "apt", "finetune")
+AT_PT2_LR = "pt2-lr"  # suffix of the PT2+ / PT2* sweeps rerun at P-tuning v2's own lr
 RUN_FILES = ("results.json", "val-predictions.json")  # what --collect keeps of a run (and restore puts back)
 ADAPREFIX = [sys.executable, "-m", "adaprefix.cli"]
 
@@ -191,11 +193,17 @@ class Protocol:
                 print(f"[paper] ablations/{task}: no seed-{seeds[0]} APT adapter to size PT2+ and plan PT2*; skipped",
                       flush=True)
                 continue
-            self.sweep("ablations", f"{task}-pt2-plus", task, "prefix", [], seeds,
-                       ["--lr", str(best["lr"]), "--match-params", str(first_apt[0])])
             plan = self.probe(first_apt[0], "train") / "plan.json"
-            self.sweep("ablations", f"{task}-pt2-star", task, "prefix", [], seeds,
-                       ["--lr", str(best["lr"]), "--prefix-plan", str(plan)])
+            variants = {"pt2-plus": ["--match-params", str(first_apt[0])], "pt2-star": ["--prefix-plan", str(plan)]}
+            for name, flags in variants.items():
+                self.sweep("ablations", f"{task}-{name}", task, "prefix", [], seeds, ["--lr", str(best["lr"]), *flags])
+            # PT2+ and PT2* are P-tuning v2 variants: where PT2 chose another lr than APT, run them at PT2's too,
+            # so a gap to APT is not just the learning rate
+            pt2 = self.main_choice(task, "prefix")
+            if pt2 is not None and float(pt2["lr"]) != float(best["lr"]):
+                for name, flags in variants.items():
+                    self.sweep("ablations", f"{task}-{name}-{AT_PT2_LR}", task, "prefix", [], seeds,
+                               ["--lr", str(pt2["lr"]), *flags])
 
     def fewshot(self, tasks: list[str]) -> None:
         """K = 16 and 32 per class (sentences for NER), five draws (seeds); the epoch is chosen on K per class

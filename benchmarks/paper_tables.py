@@ -89,6 +89,8 @@ REFERENCE = {"attention_dropout": 0.1, "gate_pooling": "mean", "token_gate_bias"
 ABLATION_TASKS = paper.ABLATION_TASKS
 ABLATIONS = {"no-token-gate": "APT w/o token gate", "no-layer-gate": "APT w/o layer gate", "pt2-plus": "PT2+",
              "pt2-star": "PT2*"}
+# PT2+ and PT2* again at P-tuning v2's own chosen lr, where it differs from APT's (paper.py runs them only then)
+AT_PT2_LR = {f"{name}-{paper.AT_PT2_LR}": f"{ABLATIONS[name]} at PT2's lr" for name in ("pt2-plus", "pt2-star")}
 FEWSHOT_TASKS = paper.FEWSHOT_TASKS
 SHOTS = paper.SHOTS
 FEWSHOT_DRAWS = len(paper.SEEDS_SMALL)
@@ -705,7 +707,7 @@ def ablations_table(root: Path, main: dict | None = None, resamples: int = RESAM
     found = set()
     if abl_dir.is_dir():
         for p in abl_dir.iterdir():
-            m = re.fullmatch(r"(.+)-(" + "|".join(map(re.escape, ABLATIONS)) + ")", p.name)
+            m = re.fullmatch(r"(.+)-(" + "|".join(map(re.escape, {**ABLATIONS, **AT_PT2_LR})) + ")", p.name)
             if m and has_runs(p):
                 found.add(m.group(1))
     tasks = [t for t in ABLATION_TASKS if t in found] + sorted(found - set(ABLATION_TASKS))
@@ -727,11 +729,12 @@ def ablations_table(root: Path, main: dict | None = None, resamples: int = RESAM
         pt2_runs = ((main or {}).get("cells", {}).get(t, {}).get("prefix") or {}).get("_runs", [])
         task_rows[0]["vs_apt"] = paired_by_seed(pt2_runs, apt_runs, resamples, examples)
         task_rows[1]["vs_apt"] = None
-        for name, label in ABLATIONS.items():
+        for name, label in {**ABLATIONS, **{k: v for k, v in AT_PT2_LR.items() if has_runs(abl_dir / f"{t}-{k}")}}.items():
             sweep_runs = one_per_seed(load_runs(abl_dir / f"{t}-{name}", notes), notes, f"ablations/{t}-{name}")
             runs.extend(sweep_runs)
             s = summarize(sweep_runs, expected_seeds(t))
-            if sweep_runs and apt_point and any(not _same_lr(r.lr, apt_point["lr"]) for r in sweep_runs):
+            if name not in AT_PT2_LR and sweep_runs and apt_point and \
+                    any(not _same_lr(r.lr, apt_point["lr"]) for r in sweep_runs):
                 notes.append(f"ablations/{t}-{name}: lr {fmt_lr(sweep_runs[0].lr)}, the main table's APT point has "
                              f"{fmt_lr(apt_point['lr'])}")
             task_rows.append({"variant": label, "sweep": f"ablations/{t}-{name}", **s,

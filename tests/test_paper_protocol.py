@@ -178,3 +178,27 @@ def test_fewshot_runs_each_method_at_its_main_point_and_waits_for_one(tmp_path, 
     assert "--lr 0.02 --prefix-len 8 --shots 16 --shots-dev" in apt
     assert "--lr 3e-05 --shots 32" in next(line for line in lines if "fewshot/cb-k32-finetune:" in line)
     assert "[paper] fewshot/cb-k16-prefix: the main table's point is not there yet; skipped" in lines  # no PT2 stages
+
+
+def test_ablations_rerun_pt2_variants_at_pt2s_lr_only_where_it_differs(tmp_path, capsys):
+    out = tmp_path / "paper"
+    chosen_tree(out, 8)  # APT chose lr 0.02, length 8
+    finished(out / "main" / "cb-apt-len" / "runs" / "apt-prefix_len8-s11", adapter=True)
+    pt2 = out / "main" / "cb-prefix-len"
+    pt2.mkdir(parents=True)
+    ns = SimpleNamespace(output=str(out), data_dir="data", model="minilm", extra=[], methods=None,
+                         results=str(out / "none"), dry_run=True)
+
+    def sweeps(pt2_lr: float) -> dict[str, str]:
+        (pt2 / "summary.json").write_text(json.dumps({"chosen": {"cb/prefix": {"lr": pt2_lr, "prefix_len": 8}}}))
+        paper.Protocol(ns).ablations(["cb"])
+        lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[paper] ablations/")]
+        return {line.split()[1].rstrip(":"): line for line in lines}
+
+    differs = sweeps(0.005)
+    assert list(differs) == [f"ablations/cb-{n}" for n in ("no-token-gate", "no-layer-gate", "pt2-plus", "pt2-star",
+                                                            "pt2-plus-pt2-lr", "pt2-star-pt2-lr")]
+    assert "--lr 0.02 --match-params" in differs["ablations/cb-pt2-plus"]
+    assert "--lr 0.005 --match-params" in differs["ablations/cb-pt2-plus-pt2-lr"]
+    assert "--lr 0.005 --prefix-plan" in differs["ablations/cb-pt2-star-pt2-lr"]
+    assert "pt2-lr" not in " ".join(sweeps(0.02))  # same lr as APT: nothing more to run

@@ -89,6 +89,7 @@ NER_SEEDS = {12: (0.63, 0.60), 13: (0.58, 0.57)}
 ABL_NO_TOKEN = {11: 0.70, 12: 0.73, 13: 0.69, 14: 0.72, 15: 0.71}
 ABL_PLUS = {11: 0.74, 12: 0.75, 13: 0.73, 14: 0.77, 15: 0.76}
 ABL_STAR = {11: 0.79, 12: 0.78, 13: 0.80}
+ABL_PLUS_PT2_LR = {11: 0.77, 12: 0.76, 13: 0.78, 14: 0.75, 15: 0.74}  # PT2+ again at PT2's lr (0.01)
 STAR_LENGTHS = [4, 8, 8, 16, 24, 36]
 FEW_APT = {11: 0.55, 12: 0.60, 13: 0.48, 14: 0.52, 15: 0.58}
 FEW_PT2 = {11: 0.50, 12: 0.45, 13: 0.53}
@@ -126,6 +127,8 @@ def tree(tmp_path_factory) -> Path:
         write(root, "ablations", "cb-pt2-plus", "cb", "prefix", seed, s, 0.02, 24, params=3000)
     for seed, s in ABL_STAR.items():
         write(root, "ablations", "cb-pt2-star", "cb", "prefix", seed, s, 0.02, STAR_LENGTHS, params=2976)
+    for seed, s in ABL_PLUS_PT2_LR.items():
+        write(root, "ablations", "cb-pt2-plus-pt2-lr", "cb", "prefix", seed, s, 0.01, 24, params=3000)
     for seed, s in FEW_APT.items():
         write(root, "fewshot", "cb-k16-apt", "cb", "apt", seed, s, 0.02, shots=16)
     for seed, s in FEW_PT2.items():
@@ -212,7 +215,11 @@ def test_ablations(tree, main):
     a = pt.ablations_table(tree, main)
     assert a["tasks"] == ["cb"]
     rows = {r["variant"]: r for r in a["rows"]["cb"]}
-    assert list(rows) == ["PT2", "APT", "APT w/o token gate", "APT w/o layer gate", "PT2+", "PT2*"]
+    assert list(rows) == ["PT2", "APT", "APT w/o token gate", "APT w/o layer gate", "PT2+", "PT2*",
+                          "PT2+ at PT2's lr"]  # PT2* at PT2's lr has no runs: no row
+    again = list(ABL_PLUS_PT2_LR.values())
+    assert rows["PT2+ at PT2's lr"]["mean"] == pytest.approx(mean(again)) and rows["PT2+ at PT2's lr"]["lr"] == [0.01]
+    assert not any("cb-pt2-plus-pt2-lr" in n for n in a["notes"])  # its lr differs from APT's on purpose
     assert rows["PT2"]["mean"] == pytest.approx(main["cells"]["cb"]["prefix"]["mean"])
     assert rows["APT"]["partial"] and rows["APT"]["params"] == 3000
     no_token = list(ABL_NO_TOKEN.values())
