@@ -8,8 +8,8 @@ RESULTS is the collected results folder (default: benchmarks/results, laid out a
 
 * per task of ``paper.MAIN_TASKS``: training examples, mean tokens per training example (a seeded sample of at most
   ``--sample`` train records tokenised with the backbone's tokenizer, truncated at the task's default max length;
-  pairs as (text_a, text_b), multiple choice summed over its rows, NER words joined with spaces), the task's default
-  epochs, token-epochs (examples x mean tokens x epochs), and the measured seconds per run: the mean ``wall_s`` of
+  pairs as (text_a, text_b), multiple choice summed over its rows, NER words joined with spaces), the protocol's
+  epochs (``paper.epochs_for``), token-epochs (examples x mean tokens x epochs), and the measured seconds per run: the mean ``wall_s`` of
   every committed full-data run (no ``shots``) per method and over all methods;
 * where a (task, method) has no measured run, an estimate: token-epochs x that method's seconds per token-epoch,
   a least-squares ratio through the origin over the tasks where the method was measured (the overall ratio over
@@ -145,7 +145,7 @@ def task_stats(name: str, data_dir: str | Path, tokenizer: Tokenizer, sample: in
     scored = len(task.load("val", data_dir)) + (len(task.load("test", data_dir)) if task.family == NER_FAMILY else 0)
     few = {k: list(few_shot_sizes(train, k)) for k in paper.SHOTS} if name in paper.FEWSHOT_TASKS else {}
     return TaskStats(name, len(train), mean_tokens(train, tokenizer, task.default_max_length, sample),
-                     task.default_epochs, scored, few)
+                     paper.epochs_for(name), scored, few)
 
 
 # ---------------------------------------------------------------- committed runs

@@ -202,3 +202,17 @@ def test_ablations_rerun_pt2_variants_at_pt2s_lr_only_where_it_differs(tmp_path,
     assert "--lr 0.005 --match-params" in differs["ablations/cb-pt2-plus-pt2-lr"]
     assert "--lr 0.005 --prefix-plan" in differs["ablations/cb-pt2-star-pt2-lr"]
     assert "pt2-lr" not in " ".join(sweeps(0.02))  # same lr as APT: nothing more to run
+
+
+def test_conll04_runs_its_protocol_epochs_unless_the_user_sets_them(tmp_path, capsys):
+    out = tmp_path / "paper"
+    for extra, expected in (([], "--epochs 40"), (["--epochs", "7"], "--epochs 7")):
+        ns = SimpleNamespace(output=str(out), data_dir="data", model="minilm", extra=extra, methods=["apt"],
+                             results=str(out / "none"), dry_run=True)
+        paper.Protocol(ns).main(["conll04", "cb"])
+        lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[paper] main/")]
+        conll = [line for line in lines if line.split()[1].startswith("main/conll04-")]
+        cb = [line for line in lines if line.split()[1].startswith("main/cb-")]
+        assert conll and all(line.count("--epochs") == 1 and expected in line for line in conll)
+        assert cb and all(("--epochs" in line) == bool(extra) for line in cb)  # CB keeps its default (20)
+    assert paper.epochs_for("conll04") == 40 and paper.epochs_for("cb") == 20
