@@ -90,24 +90,17 @@ def mean_tokens(records: list, tokenizer: Tokenizer, max_length: int, sample: in
     return sum(count_tokens(r, tokenizer, max_length) for r in drawn) / len(drawn) if drawn else 0.0
 
 
-def few_shot_sizes(records: list, shots: int) -> tuple[int, int]:
-    """(training draw, selection split) sizes of a K-shot run, as ``adaprefix.tasks.fewshot`` draws them: K per
-    label (fewer where a label has fewer; the selection split takes K of what the draw left), K sentences for NER,
-    K questions for MultiRC (their answers counted at the mean answers per question)."""
+def few_shot_sizes(records: list, shots: int, seed: int = paper.SEEDS_SMALL[0]) -> tuple[int, int]:
+    """(training draw, selection split) sizes of a K-shot run, drawn by ``adaprefix.tasks.fewshot`` itself with the
+    protocol's first draw seed: K per label (fewer where a label has fewer; the selection split takes K of what the
+    draw left), K sentences for NER, K questions (with all their answers) for MultiRC."""
+    from adaprefix.tasks.fewshot import few_shot_dev_split, sample_few_shot
+
     if not records:
         return 0, 0
-    first = records[0]
-    if hasattr(first, "words"):
-        return min(shots, len(records)), min(shots, max(0, len(records) - shots))
-    if getattr(first, "group", None) is not None:
-        groups = len({r.group for r in records})
-        per = len(records) / groups
-        return round(min(shots, groups) * per), round(min(shots, max(0, groups - shots)) * per)
-    counts: dict[str, int] = defaultdict(int)
-    for r in records:
-        counts[str(r.label)] += 1
-    train = {label: min(shots, n) for label, n in counts.items()}
-    return sum(train.values()), sum(min(shots, counts[label] - k) for label, k in train.items())
+    train, drawn = sample_few_shot(records, shots, seed)
+    select, _ = few_shot_dev_split(records, drawn, shots, seed)
+    return len(train), len(select)
 
 
 @dataclass
