@@ -267,6 +267,18 @@ def fmt_diff(x: float) -> str:
     return f"{100 * x:+.1f}"
 
 
+def fmt_diff_pm(d: dict) -> str:
+    """A paired difference's mean with its sign and, where there is one, its sd: "+2.1 ± 1.5" (x100)."""
+    return fmt_diff(d["mean"]) + ("" if d["std"] is None else f" ± {fmt(d['std'])}")
+
+
+def fmt_examples(ex: dict | str, units: bool = False) -> str:
+    """The bootstrap over seeds x dev examples: "+2.1 [-5.7, +10.0]" (with its units), or the reason it is n/a."""
+    if isinstance(ex, str):
+        return ex
+    return f"{fmt_diff(ex['mean'])} {fmt_interval(ex)}" + (f" ({ex['units']} units)" if units else "")
+
+
 def fmt_pm(mean: float | None, std: float | None) -> str:
     """``mean ± std`` x100 (the mean alone for one seed): ``fmt_pm(0.7643, 0.0149) == "76.4 ± 1.5"``."""
     if mean is None:
@@ -473,9 +485,8 @@ def defaults_markdown(sweeps: list[dict]) -> str:
             out.append(f"| {label} | {fmt_lr(st['lr'])} | {','.join(map(str, st['seeds']))} | "
                        f"{', '.join(fmt(x) for x in st['dev'])} | {fmt_pm(st['mean'], st['std'])} |")
         for d in s["paired"]:
-            sd = "" if d["std"] is None else f" ± {fmt(d['std'])}"
             out.append(f"| paired difference ({d['value']} - {d['minus']}) |  | {','.join(map(str, d['seeds']))} | "
-                       f"{', '.join(fmt_diff(x) for x in d['diffs'])} | {fmt_diff(d['mean'])}{sd}, bootstrap 95% over "
+                       f"{', '.join(fmt_diff(x) for x in d['diffs'])} | {fmt_diff_pm(d)}, bootstrap 95% over "
                        f"seeds {fmt_interval(d)} |")
         if s["lr_grid"]:
             out.append("\nlr chosen per setting: the lr of best mean dev among those with the most seeds in "
@@ -670,16 +681,13 @@ def main_markdown(table: dict) -> str:
             out.append(f"| {t} | - | - | - | - | - | n/a (APT or PT2 missing) |")
             continue
         metric = table["cells"][t]["apt"]["metric"]
-        ex = d["examples"]
-        ex_text = ex if isinstance(ex, str) else f"{fmt_diff(ex['mean'])} {fmt_interval(ex)} ({ex['units']} units)"
-        rows = [("dev " + metric, d, ex_text)]
+        rows = [("dev " + metric, d, fmt_examples(d["examples"], units=True))]
         if "test" in d:
             rows.append(("test " + metric, d["test"], "n/a (dev predictions only)"))
         for label, s, ex_cell in rows:
-            sd = "" if s["std"] is None else f" ± {fmt(s['std'])}"
             out.append(f"| {t} | {label} | {','.join(map(str, d['seeds']))} | "
                        f"{', '.join(fmt_diff(x) for x in s['diffs'])}"
-                       f" | {fmt_diff(s['mean'])}{sd} | {fmt_interval(s)} | {ex_cell} |")
+                       f" | {fmt_diff_pm(s)} | {fmt_interval(s)} | {ex_cell} |")
     out.append("\nHow the points were chosen (seed 11, dev x100; chosen in bold: the best dev, ties to fewer "
                "trainable parameters, then the smaller learning rate, as the sweeps chose):\n")
     for t in table["tasks"]:
@@ -717,16 +725,16 @@ def ablations_table(root: Path, main: dict | None = None, resamples: int = RESAM
     rows: dict[str, list[dict]] = {}
     for t in tasks:
         task_rows = []
+        cells = (main or {}).get("cells", {}).get(t, {})
         for method in ("prefix", "apt"):
-            cell = (main or {}).get("cells", {}).get(t, {}).get(method)
+            cell = cells.get(method)
             if cell:
                 runs.extend(cell["_runs"])
             task_rows.append({"variant": LABEL[method], "sweep": f"main/{t}-{method}-*", **(
                 {k: v for k, v in cell.items() if k not in ("how", "_runs")} if cell else
                 summarize([], expected_seeds(t)))})
-        apt_cell = (main or {}).get("cells", {}).get(t, {}).get("apt") or {}
-        apt_point, apt_runs = apt_cell.get("point"), apt_cell.get("_runs", [])
-        pt2_runs = ((main or {}).get("cells", {}).get(t, {}).get("prefix") or {}).get("_runs", [])
+        apt_point, apt_runs = (cells.get("apt") or {}).get("point"), (cells.get("apt") or {}).get("_runs", [])
+        pt2_runs = (cells.get("prefix") or {}).get("_runs", [])
         task_rows[0]["vs_apt"] = paired_by_seed(pt2_runs, apt_runs, resamples, examples)
         task_rows[1]["vs_apt"] = None
         for name, label in {**ABLATIONS, **{k: v for k, v in AT_PT2_LR.items() if has_runs(abl_dir / f"{t}-{k}")}}.items():
@@ -773,10 +781,7 @@ def _vs_apt_cells(d: dict | None) -> str:
     """The three '- APT' cells of an ablation row: per-seed mean ± sd (n), interval over seeds, over examples."""
     if d is None:
         return "- | - | -"
-    sd = "" if d["std"] is None else f" ± {fmt(d['std'])}"
-    ex = d["examples"]
-    ex_text = ex if isinstance(ex, str) else f"{fmt_diff(ex['mean'])} {fmt_interval(ex)}"
-    return f"{fmt_diff(d['mean'])}{sd} ({len(d['seeds'])}) | {fmt_interval(d)} | {ex_text}"
+    return f"{fmt_diff_pm(d)} ({len(d['seeds'])}) | {fmt_interval(d)} | {fmt_examples(d['examples'])}"
 
 
 # ---------------------------------------------------------------- 4. few-shot
