@@ -733,7 +733,8 @@ def ablations_table(root: Path, main: dict | None = None, resamples: int = RESAM
             task_rows.append({"variant": LABEL[method], "sweep": f"main/{t}-{method}-*", **(
                 {k: v for k, v in cell.items() if k not in ("how", "_runs")} if cell else
                 summarize([], expected_seeds(t)))})
-        apt_point, apt_runs = (cells.get("apt") or {}).get("point"), (cells.get("apt") or {}).get("_runs", [])
+        apt_cell = cells.get("apt") or {}
+        apt_point, apt_runs = apt_cell.get("point"), apt_cell.get("_runs", [])
         pt2_runs = (cells.get("prefix") or {}).get("_runs", [])
         task_rows[0]["vs_apt"] = paired_by_seed(pt2_runs, apt_runs, resamples, examples)
         task_rows[1]["vs_apt"] = None
