@@ -8,7 +8,9 @@
 Phases (each a list of sweeps; every sweep resumes where it stopped, finished runs are never retrained):
 
 * ``defaults``: attention dropout 0.1 vs 0, gate pooling mean vs cls, token-gate bias 0 vs 3 (at lr 5e-3,
-  1e-2, 2e-2), APT, prefix length 16, on CB (5 seeds), RTE and CoNLL04 (3 seeds).
+  1e-2, 2e-2), APT, prefix length 16, on CB (5 seeds), RTE and CoNLL04 (3 seeds). The arms at every default
+  (dropout 0.1 where that is the backbone's, mean pooling, bias 0) are the same run as each other and as the main
+  table's APT run at that lr, length 16 and seed: whichever finished first is copied, not retrained.
 * ``main``: per task and method, stage 1 picks the learning rate on dev with the first seed (prefix methods
   5e-3 / 1e-2 / 2e-2 at length 16; FT 1e-5 / 3e-5 / 5e-5), stage 2 the length (8 vs 16) at that rate (16 is
   stage 1's run at that rate, copied rather than retrained), stage 3
@@ -33,6 +35,7 @@ processes can run different methods at once, e.g. ``--phase main --methods apt``
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import subprocess
@@ -54,6 +57,10 @@ METHODS = ("prefix", "apt", "finetune")
 # Epochs where the task's default is too few for the protocol's rule (the best epoch must not be the last):
 # at 20, CoNLL04's P-tuning v2 runs (seed 11, lr 1e-2 and 2e-2) peaked at epoch 19 with dev F1 still rising.
 TASK_EPOCHS = {"conll04": 40}
+# The defaults phase: one sweep per setting, its default value listed first, at APT's length 16 (defaults: lr 1e-2)
+DEFAULTS_SWEEPS = {"attention-dropout": ["lr=1e-2", "attention_dropout=0.1,0"],
+                   "gate-pooling": ["lr=1e-2", "gate_pooling=mean,cls"],
+                   "token-gate-bias": [f"lr={PREFIX_LRS}", "token_gate_bias=0,3"]}
 AT_PT2_LR = "pt2-lr"  # suffix of the PT2+ / PT2* sweeps rerun at P-tuning v2's own lr
 RUN_FILES = ("results.json", "val-predictions.json")  # what --collect keeps of a run (and restore puts back)
 ADAPREFIX = [sys.executable, "-m", "adaprefix.cli"]
@@ -64,6 +71,27 @@ def run_name(method: str, params: dict, seed: int) -> str:
     from adaprefix.experiments.sweep import run_name as sweep_run_name
 
     return sweep_run_name(method, params, seed)
+
+
+def parse_grid(items: list[str]) -> dict[str, list]:
+    """``--grid`` items parsed as ``adaprefix sweep`` parses them (so values name run folders the same way)."""
+    from adaprefix.experiments.sweep import parse_grid as sweep_parse_grid
+
+    return sweep_parse_grid(items)
+
+
+@functools.lru_cache
+def backbone_attention_dropout(model: str) -> float | None:
+    """The backbone's own attention dropout (what ``attention_dropout: null`` trains with), or None where its
+    config cannot be read here (a hub id offline)."""
+    from transformers import AutoConfig
+
+    from adaprefix.backbones.packaged import resolve_model
+
+    try:
+        return getattr(AutoConfig.from_pretrained(resolve_model(model)), "attention_probs_dropout_prob", None)
+    except OSError:
+        return None
 
 
 def epochs_for(task: str) -> int:
@@ -121,6 +149,45 @@ class Protocol:
             shutil.copytree(finished / "adapter", run / "adapter", dirs_exist_ok=True)
         copy_run_files(finished, run)  # results.json last: a run with results is complete
 
+    def baseline_runs(self, task: str, lr: float, seed: int) -> list[Path]:
+        """Every run folder of the protocol that trains APT at (``lr``, length 16, ``seed``) with every other
+        setting at its default: the main table's lr stage (first seed), its seeds stage (where that is its
+        chosen point) and the defaults arms that hold the default (runs are deterministic: such an arm of
+        CoNLL04 matched the main table's run at every one of its 40 epochs, to the last digit)."""
+        main = self.out / "main"
+        runs = []
+        if seed == seeds_for(task)[0]:
+            runs.append(main / f"{task}-apt-lr" / "runs" / run_name("apt", {"lr": lr}, seed))
+        best = self.main_choice(task, "apt")
+        if best is not None and float(best["lr"]) == lr and int(best["prefix_len"]) == 16 and seed != seeds_for(task)[0]:
+            runs.append(main / f"{task}-apt-seeds" / "runs" / run_name("apt", {}, seed))
+        arms = (self.default_arm(task, name, lr, seed) for name in DEFAULTS_SWEEPS)
+        return runs + [arm for arm in arms if arm is not None]
+
+    def default_arm(self, task: str, sweep: str, lr: float, seed: int) -> Path | None:
+        """The run of the defaults sweep ``sweep`` at ``lr`` and ``seed`` whose varied setting holds its default,
+        or None where that sweep has no such run (another lr; a backbone whose attention dropout is not 0.1)."""
+        grid = parse_grid(DEFAULTS_SWEEPS[sweep])
+        if lr not in grid["lr"]:
+            return None
+        (setting, values), = ((k, v) for k, v in grid.items() if k != "lr")
+        default = values[0]  # each sweep lists the default first
+        if setting == "attention_dropout" and backbone_attention_dropout(self.ns.model) != default:
+            return None
+        return self.out / "defaults" / f"{task}-{sweep}" / "runs" / run_name("apt", {"lr": lr, setting: default}, seed)
+
+    def reuse_baseline(self, task: str, lr: float, seed: int, run: Path) -> None:
+        """Copy into ``run`` (one of :meth:`baseline_runs`) a finished identical run, preferring one with its
+        adapter (the probe and PT2+ read it). The sweep's committed results go back first: they win over a copy."""
+        sweep = run.parent.parent
+        self.restore(sweep.parent.name, sweep.name, sweep)
+        others = [r for r in self.baseline_runs(task, lr, seed) if r != run and (r / "results.json").is_file()]
+        others.sort(key=lambda r: not (r / "adapter").is_dir())
+        if others:
+            if not self.ns.dry_run and not (run / "results.json").is_file():
+                print(f"[paper] {run}: the same run as {others[0]}; copied, not retrained", flush=True)
+            self.reuse(others[0], run)
+
     @staticmethod
     def chosen(sweep_dir: Path, method: str) -> dict | None:
         summary = sweep_dir / "summary.json"
@@ -159,11 +226,13 @@ class Protocol:
         for task in [t for t in DEFAULTS_TASKS if t in tasks]:
             seeds = seeds_for(task)
             base = ["--prefix-len", "16"]
-            self.sweep("defaults", f"{task}-attention-dropout", task, "apt", ["lr=1e-2", "attention_dropout=0.1,0"],
-                       seeds, base)
-            self.sweep("defaults", f"{task}-gate-pooling", task, "apt", ["lr=1e-2", "gate_pooling=mean,cls"], seeds, base)
-            self.sweep("defaults", f"{task}-token-gate-bias", task, "apt",
-                       [f"lr={PREFIX_LRS}", "token_gate_bias=0,3"], seeds, base)
+            for name, grid in DEFAULTS_SWEEPS.items():
+                for seed in seeds:
+                    for lr in parse_grid(grid)["lr"]:
+                        arm = self.default_arm(task, name, lr, seed)
+                        if arm is not None:
+                            self.reuse_baseline(task, lr, seed, arm)
+                self.sweep("defaults", f"{task}-{name}", task, "apt", grid, seeds, base)
 
     def main(self, tasks: list[str]) -> None:
         for task in [t for t in MAIN_TASKS if t in tasks]:
@@ -171,6 +240,10 @@ class Protocol:
             for method in self.methods:
                 lrs = FT_LRS if method == "finetune" else PREFIX_LRS
                 extra = [] if method == "finetune" else ["--prefix-len", "16"]
+                if method == "apt":  # the defaults phase may have trained these already
+                    for lr in parse_grid([f"lr={lrs}"])["lr"]:
+                        self.reuse_baseline(task, lr, seeds[0], self.out / "main" / f"{task}-apt-lr" / "runs" /
+                                            run_name("apt", {"lr": lr}, seeds[0]))
                 stage1 = self.sweep("main", f"{task}-{method}-lr", task, method, [f"lr={lrs}"], seeds[:1], extra)
                 best = self.chosen(stage1, method)
                 if best is None:
@@ -186,6 +259,10 @@ class Protocol:
                                         point)
                     length = (self.chosen(stage2, method) or {}).get("prefix_len", 16)
                     point += ["--prefix-len", str(length)]
+                    if method == "apt" and length == 16:  # the defaults phase may have trained these already
+                        for seed in seeds[1:]:
+                            self.reuse_baseline(task, float(best["lr"]), seed, self.out / "main" /
+                                                f"{task}-apt-seeds" / "runs" / run_name("apt", {}, seed))
                 # seed 11 at the chosen point already ran in stage 1 or 2; `adaprefix report` over the task's
                 # main/ folders groups it with these (same configuration)
                 self.sweep("main", f"{task}-{method}-seeds", task, method, [], seeds[1:], point)

@@ -216,3 +216,62 @@ def test_conll04_runs_its_protocol_epochs_unless_the_user_sets_them(tmp_path, ca
         assert conll and all(line.count("--epochs") == 1 and expected in line for line in conll)
         assert cb and all(("--epochs" in line) == bool(extra) for line in cb)  # CB keeps its default (20)
     assert paper.epochs_for("conll04") == 40 and paper.epochs_for("cb") == 20
+
+
+def test_defaults_arms_at_every_default_copy_the_same_finished_run_and_committed_results_win(tmp_path, monkeypatch):
+    out = tmp_path / "paper"
+    commands = []
+    monkeypatch.setattr(paper.subprocess, "run", lambda cmd, check: commands.append(cmd))
+    monkeypatch.setattr(paper, "backbone_attention_dropout", lambda model: 0.1)
+    lr_stage = out / "main" / "conll04-apt-lr" / "runs"
+    for lr in ("0.005", "0.01"):
+        finished(lr_stage / f"apt-lr{lr}-s11", adapter=True)
+        (lr_stage / f"apt-lr{lr}-s11" / "results.json").write_text(json.dumps({"lr": lr}))
+    committed = tmp_path / "committed" / "defaults" / "conll04-gate-pooling" / "apt-gate_poolingmean-lr0.01-s11"
+    committed.mkdir(parents=True)
+    (committed / "results.json").write_text(json.dumps({"committed": True}))
+    ns = SimpleNamespace(output=str(out), data_dir="data", model="minilm", extra=[], methods=None,
+                         results=str(tmp_path / "committed"), dry_run=False)
+    paper.Protocol(ns).defaults(["conll04"])
+
+    def read(sweep: str, run: str) -> dict | None:
+        path = out / "defaults" / f"conll04-{sweep}" / "runs" / run / "results.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    assert read("attention-dropout", "apt-attention_dropout0.1-lr0.01-s11") == {"lr": "0.01"}
+    assert read("token-gate-bias", "apt-lr0.01-token_gate_bias0.0-s11") == {"lr": "0.01"}
+    assert read("token-gate-bias", "apt-lr0.005-token_gate_bias0.0-s11") == {"lr": "0.005"}
+    assert read("gate-pooling", "apt-gate_poolingmean-lr0.01-s11") == {"committed": True}  # not overwritten
+    assert (out / "defaults" / "conll04-attention-dropout" / "runs" / "apt-attention_dropout0.1-lr0.01-s11" /
+            "adapter" / "adapter.safetensors").read_bytes() == b"weights"
+    # no run at 2e-2 or at another seed has finished: nothing to copy; changed settings are never copies
+    assert read("token-gate-bias", "apt-lr0.02-token_gate_bias0.0-s11") is None
+    assert read("attention-dropout", "apt-attention_dropout0.1-lr0.01-s12") is None
+    assert read("attention-dropout", "apt-attention_dropout0.0-lr0.01-s11") is None
+    assert read("token-gate-bias", "apt-lr0.01-token_gate_bias3.0-s11") is None
+    assert [cmd[cmd.index("--output") + 1].rsplit("/", 1)[1] for cmd in commands] == [
+        "conll04-attention-dropout", "conll04-gate-pooling", "conll04-token-gate-bias"]
+
+
+def test_a_backbone_without_attention_dropout_01_has_no_default_dropout_arm(tmp_path, monkeypatch):
+    monkeypatch.setattr(paper, "backbone_attention_dropout", lambda model: 0.0)
+    runs = protocol(tmp_path / "paper").baseline_runs("conll04", 0.01, 12)
+    assert [r.parent.parent.name for r in runs] == ["conll04-gate-pooling", "conll04-token-gate-bias"]
+
+
+def test_main_seeds_stage_copies_defaults_runs_only_at_length_16(tmp_path, monkeypatch):
+    monkeypatch.setattr(paper.subprocess, "run", lambda cmd, check: None)
+    monkeypatch.setattr(paper, "backbone_attention_dropout", lambda model: 0.1)
+    for length in (8, 16):
+        out = tmp_path / f"paper{length}"
+        for stage, choice in (("lr", {"lr": 0.01}), ("len", {"lr": 0.01, "prefix_len": length})):
+            (out / "main" / f"conll04-apt-{stage}").mkdir(parents=True)
+            (out / "main" / f"conll04-apt-{stage}" / "summary.json").write_text(
+                json.dumps({"chosen": {"conll04/apt": choice}}))
+        finished(out / "defaults" / "conll04-gate-pooling" / "runs" / "apt-gate_poolingmean-lr0.01-s12", adapter=True)
+        ns = SimpleNamespace(output=str(out), data_dir="data", model="minilm", extra=[], methods=["apt"],
+                             results=str(out / "none"), dry_run=False)
+        paper.Protocol(ns).main(["conll04"])
+        seeds = out / "main" / "conll04-apt-seeds" / "runs"
+        assert (seeds / "apt-s12" / "adapter").is_dir() == (length == 16)
+        assert not (seeds / "apt-s13").exists()
