@@ -47,12 +47,6 @@ METHODS = ("finetune", "prefix", "apt")  # column order
 LABEL = {"finetune": "FT", "prefix": "PT2", "apt": "APT"}
 PREFIX_METHODS = ("prefix", "apt")
 PHASES = ("defaults", "main", "ablations", "fewshot")
-# defaults phase grids as paper.Protocol.defaults writes them: setting -> runs per seed
-DEFAULTS_GRIDS = {
-    "attention-dropout": 2,  # attention_dropout=0.1,0
-    "gate-pooling": 2,  # gate_pooling=mean,cls
-    "token-gate-bias": 2 * len(paper.PREFIX_LRS.split(",")),  # token_gate_bias=0,3 x lr=PREFIX_LRS
-}
 ABLATIONS = {"no-token-gate": "apt", "no-layer-gate": "apt", "pt2-plus": "prefix", "pt2-star": "prefix"}
 EVAL_WEIGHT = 1 / 3  # cost of scoring one example relative to training on it (forward vs forward + backward)
 NER_FAMILY = "ner"
@@ -294,8 +288,21 @@ class Sweep:
 
 
 def defaults_sweeps(task: str) -> list[Sweep]:
+    """Runs each defaults sweep trains. Every sweep's changed setting is trained on every seed; its arm at the
+    default (dropout 0.1, mean pooling, bias 0) is the same run as the main table's APT run at that lr, length 16
+    and seed, and as the other sweeps' default arms, so paper.py copies it wherever it finished first: the first
+    seed's come from the main table's lr stage, the other seeds' are trained once per lr, by the first sweep that
+    has that lr (an upper bound: at the main table's chosen point they may be copies of its seeds stage)."""
     seeds = len(paper.seeds_for(task))
-    return [Sweep("defaults", f"{task}-{s}", task, "apt", runs * seeds) for s, runs in DEFAULTS_GRIDS.items()]
+    owned: set[float] = set()  # lrs whose default arm an earlier sweep trains
+    sweeps = []
+    for name, grid in paper.DEFAULTS_SWEEPS.items():
+        parsed = paper.parse_grid(grid)
+        changed = sum(len(v) - 1 for k, v in parsed.items() if k != "lr") * len(parsed["lr"])
+        new_lrs = [lr for lr in parsed["lr"] if lr not in owned]
+        owned.update(new_lrs)
+        sweeps.append(Sweep("defaults", f"{task}-{name}", task, "apt", changed * seeds + len(new_lrs) * (seeds - 1)))
+    return sweeps
 
 
 def main_sweeps(task: str) -> list[Sweep]:

@@ -44,10 +44,12 @@ def test_main_counts_rte():
 
 def test_defaults_counts():
     cb = by_name(pc.defaults_sweeps("cb"))
+    # changed setting on every seed; the default arm once per lr on seeds 12.. (seed 11's are main's lr stage)
     assert {n: s.expected for n, s in cb.items()} == {
-        "cb-attention-dropout": 10, "cb-gate-pooling": 10, "cb-token-gate-bias": 30}
-    assert sum(s.expected for s in cb.values()) == 50  # 2*5 + 2*5 + 6*5
-    assert sum(s.expected for s in pc.defaults_sweeps("rte")) == 30  # 2*3 + 2*3 + 6*3
+        "cb-attention-dropout": 5 + 4,  # dropout 0 x 5 seeds; dropout 0.1 (lr 1e-2) on 4 seeds
+        "cb-gate-pooling": 5,  # cls; mean is attention-dropout's default arm, copied
+        "cb-token-gate-bias": 15 + 2 * 4}  # bias 3 x 3 lrs x 5 seeds; bias 0 at 5e-3 and 2e-2 on 4 seeds
+    assert sum(s.expected for s in pc.defaults_sweeps("rte")) == 5 + 3 + 13  # 3+2, 3, 9+2*2
     assert all(s.method == "apt" for s in cb.values())
 
 
@@ -64,10 +66,10 @@ def test_ablation_and_fewshot_counts():
 def test_protocol_total():
     sweeps = pc.protocol_sweeps()
     by_phase = {p: sum(s.expected for s in sweeps if s.phase == p) for p in pc.PHASES}
-    # defaults: cb 50, rte 30, conll04 30
+    # defaults: cb 37, rte 21, conll04 21
     # main: small tasks (cb, copa, wsc) 8+8+7 = 23 each, the six others 6+6+5 = 17 each
     # ablations: 4 sweeps x (5 cb + 3 rte + 5 copa + 3 conll04); fewshot: 5 tasks x 2 K x 3 methods x 5 draws
-    assert by_phase == {"defaults": 110, "main": 3 * 23 + 6 * 17, "ablations": 4 * 16, "fewshot": 150}
+    assert by_phase == {"defaults": 79, "main": 3 * 23 + 6 * 17, "ablations": 4 * 16, "fewshot": 150}
 
 
 # ---------------------------------------------------------------- a synthetic results tree
@@ -120,7 +122,7 @@ def test_remaining_is_expected_minus_present(tree: Path):
         "cb-finetune-seeds": (4, 6, 0),  # never below 0
         "cb-finetune-lr": (3, 0, 3),
         "cb-k16-apt": (5, 1, 4),
-        "cb-gate-pooling": (10, 1, 9),
+        "cb-gate-pooling": (5, 1, 4),  # cls only: mean is a copy
         "rte-prefix-lr": (3, 0, 3),
     }
     assert {n: (sweeps[n].expected, sweeps[n].present, sweeps[n].remaining) for n in expect} == expect
