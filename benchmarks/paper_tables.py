@@ -425,6 +425,10 @@ def defaults_sweep(folder: Path, resamples: int = RESAMPLES) -> dict | None:
     values: dict[str, Any] = {}
     for run in runs:
         value = run.results.get("train_args", {}).get(setting)
+        if value is None and setting in REFERENCE:
+            # a copy of the main table's identical run (paper.py copies only that), which left the setting at its
+            # default: attention dropout at the backbone's (copied only where that is 0.1), pooling and bias unset
+            value = REFERENCE[setting]
         key = _value_key(value)
         values.setdefault(key, value)
         groups.setdefault(key, []).append(run)

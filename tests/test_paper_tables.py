@@ -370,3 +370,18 @@ def test_other_dev_metrics_are_summarised_beside_the_selection_metric(tmp_path):
     assert other["macro_f1"]["mean"] == pytest.approx(0.55) and other["macro_f1"]["std"] == pytest.approx(0.05)
     assert table["cells"]["cb"]["prefix"]["other"] == {}
     assert "- cb macro_f1: APT 55.0 ± 5.0" in pt.main_markdown(table)
+
+
+def test_defaults_copies_of_main_runs_count_at_the_default(tmp_path):
+    """A defaults arm copied from the main table's run has the setting unset (None): it is the default's run."""
+    scores = {0.1: [0.74, 0.73, 0.75], 0.0: [0.72, 0.74, 0.71]}
+    for value, values in scores.items():
+        for seed, s in zip((11, 12, 13), values):
+            unset = value == 0.1 and seed != 13  # seeds 11 and 12 copied from main, 13 trained in the sweep
+            write(tmp_path, "defaults", "conll04-attention-dropout", "conll04", "apt", seed, s, 0.01,
+                  extra_args={"attention_dropout": None if unset else value}, name=f"apt-d{value}-s{seed}")
+    [s] = pt.defaults_table(tmp_path / "defaults", RESAMPLES)
+    assert [(st["value"], st["reference"], st["dev"]) for st in s["settings"]] == [
+        (0.1, True, scores[0.1]), (0.0, False, scores[0.0])]
+    [d] = s["paired"]
+    assert d["diffs"] == pytest.approx([a - b for a, b in zip(scores[0.0], scores[0.1])])
