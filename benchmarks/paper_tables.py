@@ -84,8 +84,9 @@ SMALL_TASKS = set(paper.SMALL_TASKS)  # 5 seeds; 3 otherwise
 NER_TASKS = {"conll03", "conll04", "ontonotes"}
 MAIN_TASKS = tuple(paper.MAIN_TASKS)
 DEFAULTS_TASKS = paper.DEFAULTS_TASKS
-DEFAULTS_SETTINGS = ("attention-dropout", "gate-pooling", "token-gate-bias")
-REFERENCE = {"attention_dropout": 0.1, "gate_pooling": "mean", "token_gate_bias": 0}  # each grid's default
+DEFAULTS_SETTINGS = tuple(paper.DEFAULTS_SWEEPS)
+# each defaults sweep's setting -> its default (paper.DEFAULTS_SWEEPS lists the default value first)
+REFERENCE = {k: v[0] for grid in paper.DEFAULTS_SWEEPS.values() for k, v in paper.parse_grid(grid).items() if k != "lr"}
 ABLATION_TASKS = paper.ABLATION_TASKS
 ABLATIONS = {"no-token-gate": "APT w/o token gate", "no-layer-gate": "APT w/o layer gate", "pt2-plus": "PT2+",
              "pt2-star": "PT2*"}
