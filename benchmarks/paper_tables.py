@@ -793,9 +793,10 @@ def _vs_apt_cells(d: dict | None) -> str:
 # ---------------------------------------------------------------- 4. few-shot
 
 
-def fewshot_table(fewshot_dir: Path) -> dict:
+def fewshot_table(fewshot_dir: Path, resamples: int = RESAMPLES, examples: bool = True) -> dict:
     """Per task and K, FT / PT2 / APT :func:`summarize` over the draws (dev score at the epoch chosen on the select
-    split; 'partial' below five draws): ``{"rows": [{"task", "shots", "cells": {method: summary | None}}], ...}``.
+    split; 'partial' below five draws) and APT - PT2 paired by draw (:func:`paired_by_seed`: a draw is its seed,
+    the same for every method): ``{"rows": [{"task", "shots", "cells": {method: summary | None}, "paired"}], ...}``.
 
         f = fewshot_table(Path("benchmarks/results/fewshot")); f["rows"][0]["cells"]["apt"]["mean"]
     """
@@ -811,6 +812,7 @@ def fewshot_table(fewshot_dir: Path) -> dict:
     rows = []
     for task, shots in sorted(found, key=lambda k: (rank.get(k[0], len(rank)), k[0], k[1])):
         cells: dict[str, dict | None] = {}
+        by_method: dict[str, list[Run]] = {}
         for method in METHODS:
             folder = found[(task, shots)].get(method)
             sweep_runs = one_per_seed(load_runs(folder, notes), notes, f"fewshot/{folder.name}") if folder else []
@@ -819,7 +821,10 @@ def fewshot_table(fewshot_dir: Path) -> dict:
             if off:
                 notes.append(f"fewshot/{folder.name}: seeds {[r.seed for r in off]} ran with other K")
             cells[method] = summarize(sweep_runs, FEWSHOT_DRAWS) if sweep_runs else None
-        rows.append({"task": task, "shots": shots, "cells": cells})
+            by_method[method] = sweep_runs
+        paired_draws = paired_by_seed(by_method["apt"], by_method["prefix"], resamples, examples) \
+            if by_method["apt"] and by_method["prefix"] else None
+        rows.append({"task": task, "shots": shots, "cells": cells, "paired": paired_draws})
     return {"rows": rows, "notes": notes, "provenance": provenance(runs)}
 
 
@@ -837,6 +842,18 @@ def fewshot_markdown(table: dict) -> str:
         metric = next((c["metric"] for c in r["cells"].values() if c), "-")
         out.append(f"| {r['task']} | {r['shots']} | {metric} | " + " | ".join(fmt_cell(r["cells"][m]) for m in METHODS)
                    + " |")
+    out.append("\nAPT - PT2, paired by draw (the same draws for both; x100; bootstrap 95% intervals over draws, and "
+               "over draws x dev examples, crossed):\n")
+    out.append("| task | K | draws | per draw | mean ± sd | 95% over draws | 95% over draws x examples |")
+    out.append("|---|---|---|---|---|---|---|")
+    for r in table["rows"]:
+        d = r["paired"]
+        if d is None:
+            out.append(f"| {r['task']} | {r['shots']} | - | - | - | - | n/a (APT or PT2 missing) |")
+            continue
+        out.append(f"| {r['task']} | {r['shots']} | {','.join(map(str, d['seeds']))} | "
+                   f"{', '.join(fmt_diff(x) for x in d['diffs'])} | {fmt_diff_pm(d)} | {fmt_interval(d)} | "
+                   f"{fmt_examples(d['examples'], units=True)} |")
     out.append(f"\n{table['provenance']}{_notes(table['notes'])}")
     return "\n".join(out) + "\n"
 
@@ -930,7 +947,7 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
         parts.append(ablations_markdown(abl) + image("ablations", figure("ablations", paper_plots.plot_ablations, abl)
                                                      if abl["tasks"] else None))
     if "fewshot" in tables:
-        doc["fewshot"] = fewshot_table(root / "fewshot")
+        doc["fewshot"] = fewshot_table(root / "fewshot", resamples, examples)
         parts.append(fewshot_markdown(doc["fewshot"]))
     if "gates" in tables:
         apt_runs = {t: main["cells"][t]["apt"]["_runs"] for t in main["tasks"] if main["cells"][t]["apt"]}

@@ -295,6 +295,21 @@ def test_fewshot(tree):
             f"{100 * mean(apt):.1f} ± {100 * sd(apt):.1f} (5) |") in md
 
 
+def test_fewshot_paired_by_draw(tree):
+    """APT - PT2 over the draws both have (PT2 has 11-13 only); no pair where a method is missing."""
+    f = pt.fewshot_table(tree / "fewshot", resamples=200)
+    cb, rte = f["rows"][0]["paired"], f["rows"][1]["paired"]
+    diffs = [FEW_APT[s] - FEW_PT2[s] for s in sorted(FEW_PT2)]
+    assert cb["seeds"] == [11, 12, 13] and cb["diffs"] == pytest.approx(diffs)
+    assert cb["mean"] == pytest.approx(mean(diffs)) and cb["std"] == pytest.approx(sd(diffs))
+    assert min(diffs) <= cb["low"] <= cb["mean"] <= cb["high"] <= max(diffs)
+    assert cb["examples"] == "n/a (no predictions)" and rte is None
+    md = pt.fewshot_markdown(f)
+    per_draw = ", ".join(f"{100 * d:+.1f}" for d in diffs)
+    assert f"| cb | 16 | 11,12,13 | {per_draw} | {100 * mean(diffs):+.1f} ± {100 * sd(diffs):.1f} |" in md
+    assert "| rte | 32 | - | - | - | - | n/a (APT or PT2 missing) |" in md
+
+
 def test_defaults_lr_grid_chooses_per_setting(tmp_path):
     """Token-gate bias 0 vs 3 at two lrs: each setting is reported at its own best-mean lr, and paired there."""
     scores = {(0, 0.005): [0.70, 0.72, 0.71], (0, 0.01): [0.74, 0.73, 0.75],
