@@ -63,6 +63,38 @@ def test_ablation_and_fewshot_counts():
     assert {(s.shots, s.method) for s in few} == {(k, m) for k in (16, 32) for m in ("finetune", "prefix", "apt")}
 
 
+def write_lr_stage(root: Path, task: str, method: str, scores: dict[float, float]) -> None:
+    """Seed 11 of a main-table lr stage at length 16, one results.json per rate (dev accuracy ``scores[lr]``)."""
+    for lr, score in scores.items():
+        folder = root / "main" / f"{task}-{method}-lr" / f"{method}-lr{lr}-s11"
+        folder.mkdir(parents=True)
+        doc = {"task": task, "method": method, "model": "minilm", "seed": 11, "prefix_lengths": [16] * 6,
+               "train_args": {"task": task, "method": method, "lr": lr, "prefix_len": 16, "epochs": 40, "seed": 11,
+                              "output": str(folder)},
+               "best": {"val": {"f1": score}}, "selection_metric": "val.f1", "trainable_params_without_head": 1000,
+               "wall_s": 100.0, "train_examples": 922, "device": "cpu"}
+        (folder / "results.json").write_text(json.dumps(doc))
+
+
+def test_ablations_at_pt2_lr_counted_where_the_lrs_differ(tmp_path: Path):
+    """PT2 chose 2e-2 and APT 1e-2 on CoNLL04: PT2+ and PT2* again at 2e-2 (3 seeds each); on RTE the two chose
+    the same rate: no extra arms; CB's PT2 lr stage is incomplete: not known, not counted."""
+    root = tmp_path / "results"
+    write_lr_stage(root, "conll04", "prefix", {0.005: 0.669, 0.01: 0.696, 0.02: 0.722})
+    write_lr_stage(root, "conll04", "apt", {0.005: 0.709, 0.01: 0.740, 0.02: 0.739})
+    write_lr_stage(root, "rte", "prefix", {0.005: 0.60, 0.01: 0.63, 0.02: 0.61})
+    write_lr_stage(root, "rte", "apt", {0.005: 0.61, 0.01: 0.64, 0.02: 0.62})
+    write_lr_stage(root, "cb", "prefix", {0.005: 0.73, 0.01: 0.75})
+    write_lr_stage(root, "cb", "apt", {0.005: 0.71, 0.01: 0.73, 0.02: 0.75})
+    assert [pc.chosen_lrs_differ(root, t) for t in ("conll04", "rte", "cb")] == [True, False, None]
+    conll04 = by_name(pc.ablation_sweeps("conll04", root))
+    assert {n: (s.expected, s.method) for n, s in conll04.items() if n.endswith("-pt2-lr")} == {
+        "conll04-pt2-plus-pt2-lr": (3, "prefix"), "conll04-pt2-star-pt2-lr": (3, "prefix")}
+    assert len(pc.ablation_sweeps("rte", root)) == len(pc.ablation_sweeps("cb", root)) == 4
+    ablations = sum(s.expected for s in pc.protocol_sweeps(root) if s.phase == "ablations")
+    assert ablations == 4 * 16 + 2 * 3
+
+
 def test_protocol_total():
     sweeps = pc.protocol_sweeps()
     by_phase = {p: sum(s.expected for s in sweeps if s.phase == p) for p in pc.PHASES}
