@@ -326,23 +326,10 @@ def ablation_sweeps(task: str, results: Path | None = None) -> list[Sweep]:
     committed main table shows it differs from APT's (``paper.py`` trains those arms only then)."""
     seeds = len(paper.seeds_for(task))
     sweeps = [Sweep("ablations", f"{task}-{a}", task, m, seeds) for a, m in ABLATIONS.items()]
-    if results is not None and chosen_lrs_differ(results, task):
+    if results is not None and _paper_tables().pt2_lr_differs(results / "main", task):
         sweeps += [Sweep("ablations", f"{task}-{a}-{paper.AT_PT2_LR}", task, "prefix", seeds)
                    for a in ("pt2-plus", "pt2-star")]
     return sweeps
-
-
-def chosen_lrs_differ(results: Path, task: str) -> bool | None:
-    """Whether the main table's lr stages of PT2 and APT (``results/main``, chosen as ``paper_tables`` chooses)
-    picked different rates; None while either lr stage is incomplete, so the extra arms' need is not known yet."""
-    tables = _paper_tables()
-    lrs = []
-    for method in ("prefix", "apt"):
-        point, how = tables.chosen_point(results / "main", task, method, notes=[])
-        if point is None or how["source"] != "stages" or len(how["lr_stage"]) < tables.LR_GRID_SIZE:
-            return None
-        lrs.append(point["lr"])
-    return not tables._same_lr(*lrs)
 
 
 def _paper_tables():
@@ -513,7 +500,8 @@ def main(argv: list[str] | None = None) -> int:
     print(tasks_markdown(stats, measured, task_means, rates, work))
     print(fewshot_markdown(stats))
     print(phases_markdown(rows, totals, ns.streams))
-    unknown = [t for t in paper.ABLATION_TASKS if chosen_lrs_differ(Path(ns.results), t) is None]
+    main_dir = Path(ns.results) / "main"
+    unknown = [t for t in paper.ABLATION_TASKS if _paper_tables().pt2_lr_differs(main_dir, t) is None]
     if unknown:
         print(f"Not counted yet: PT2+ and PT2* at PT2's own lr ({paper.AT_PT2_LR} arms, 2 x seeds runs per task) for "
               f"{', '.join(unknown)}, whose main-table lr stages are not both in; paper.py runs them where PT2's "

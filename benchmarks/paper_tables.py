@@ -861,25 +861,42 @@ def fewshot_markdown(table: dict) -> str:
 # ---------------------------------------------------------------- what is missing
 
 
-def expected_sweeps() -> dict[str, list[str]]:
-    """Every sweep folder the protocol makes, per phase (``paper.py``'s defaults, main, ablations, fewshot)."""
+def pt2_lr_differs(main_dir: Path, task: str) -> bool | None:
+    """Whether the main table's lr stages chose different rates for PT2 and APT (then ``paper.py`` also runs PT2+
+    and PT2* at PT2's lr); None while either lr stage is incomplete.
+
+        pt2_lr_differs(Path("benchmarks/results/main"), "conll04")  # True: PT2 2e-2, APT 1e-2
+    """
+    lrs = []
+    for method in ("prefix", "apt"):
+        point, how = chosen_point(main_dir, task, method, notes=[])
+        if point is None or how["source"] != "stages" or len(how["lr_stage"]) < LR_GRID_SIZE:
+            return None
+        lrs.append(point["lr"])
+    return not _same_lr(*lrs)
+
+
+def expected_sweeps(root: Path | None = None) -> dict[str, list[str]]:
+    """Every sweep folder the protocol makes, per phase (``paper.py``'s defaults, main, ablations, fewshot); with
+    the results folder ``root``, also the ablations at PT2's lr where its main table shows they are needed."""
     return {
         "defaults": [f"{t}-{s}" for t in DEFAULTS_TASKS for s in DEFAULTS_SETTINGS],
         "main": [f"{t}-{m}-{stage}" for t in MAIN_TASKS for m in METHODS
                  for stage in (("lr", "seeds") if m == "finetune" else ("lr", "len", "seeds"))],
-        "ablations": [f"{t}-{a}" for t in ABLATION_TASKS for a in ABLATIONS],
+        "ablations": [f"{t}-{a}" for t in ABLATION_TASKS
+                      for a in [*ABLATIONS, *(AT_PT2_LR if root and pt2_lr_differs(root / "main", t) else [])]],
         "fewshot": [f"{t}-k{k}-{m}" for t in FEWSHOT_TASKS for k in SHOTS for m in METHODS],
     }
 
 
 def missing_sweeps(root: Path) -> dict[str, list[str]]:
     """Per phase, the expected sweeps with no run under ``root`` (a phase whose folder is absent lists them all)."""
-    return {phase: [n for n in names if not has_runs(root / phase / n)] for phase, names in expected_sweeps().items()}
+    return {phase: [n for n in names if not has_runs(root / phase / n)]
+            for phase, names in expected_sweeps(root).items()}
 
 
-def missing_markdown(missing: dict[str, list[str]]) -> str:
+def missing_markdown(missing: dict[str, list[str]], expected: dict[str, list[str]]) -> str:
     out = ["## Missing\n"]
-    expected = expected_sweeps()
     for phase, names in missing.items():
         if not names:
             out.append(f"- {phase}: complete ({len(expected[phase])} sweeps)")
@@ -955,7 +972,7 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
         link = figure("gates", paper_gates.plot_gates, doc["gates"]) if doc["gates"]["tasks"] else None
         parts.append(paper_gates.gates_markdown(doc["gates"], link))
     doc["missing"] = {p: v for p, v in missing_sweeps(root).items() if p in tables}
-    parts.append(missing_markdown(doc["missing"]))
+    parts.append(missing_markdown(doc["missing"], expected_sweeps(root)))
     return "\n".join(parts), _jsonable(doc)
 
 
@@ -977,7 +994,7 @@ def main(argv: list[str] | None = None) -> int:
     md, doc = build(root, ns.tables, ns.resamples, not ns.no_examples, figures, None if link == "." else link)
     for phase, names in doc["missing"].items():
         if names:
-            print(f"[paper_tables] {phase}: {len(names)} of {len(expected_sweeps()[phase])} sweeps missing",
+            print(f"[paper_tables] {phase}: {len(names)} of {len(expected_sweeps(root)[phase])} sweeps missing",
                   file=sys.stderr)
     if ns.output:
         Path(ns.output).parent.mkdir(parents=True, exist_ok=True)

@@ -86,7 +86,8 @@ def test_ablations_at_pt2_lr_counted_where_the_lrs_differ(tmp_path: Path):
     write_lr_stage(root, "rte", "apt", {0.005: 0.61, 0.01: 0.64, 0.02: 0.62})
     write_lr_stage(root, "cb", "prefix", {0.005: 0.73, 0.01: 0.75})
     write_lr_stage(root, "cb", "apt", {0.005: 0.71, 0.01: 0.73, 0.02: 0.75})
-    assert [pc.chosen_lrs_differ(root, t) for t in ("conll04", "rte", "cb")] == [True, False, None]
+    assert [pc._paper_tables().pt2_lr_differs(root / "main", t) for t in ("conll04", "rte", "cb")] == [
+        True, False, None]
     conll04 = by_name(pc.ablation_sweeps("conll04", root))
     assert {n: (s.expected, s.method) for n, s in conll04.items() if n.endswith("-pt2-lr")} == {
         "conll04-pt2-plus-pt2-lr": (3, "prefix"), "conll04-pt2-star-pt2-lr": (3, "prefix")}

@@ -336,6 +336,9 @@ def test_missing_and_command_line(tree, tmp_path):
     missing = pt.missing_sweeps(tree)
     assert len(missing["defaults"]) == 9 and "cb-prefix-len" not in missing["main"] and "wsc-apt-lr" in missing["main"]
     assert "cb-no-layer-gate" in missing["ablations"] and "cb-no-token-gate" not in missing["ablations"]
+    # CB's PT2 chose 0.01, APT 0.02: the arms at PT2's lr are expected; PT2+'s is there, PT2*'s is not
+    assert "cb-pt2-star-pt2-lr" in missing["ablations"] and "cb-pt2-plus-pt2-lr" not in missing["ablations"]
+    assert len(pt.expected_sweeps(tree)["ablations"]) == len(pt.expected_sweeps()["ablations"]) + 2
     out, js = tmp_path / "tables.md", tmp_path / "tables.json"
     assert pt.main([str(tree), "--output", str(out), "--json", str(js), "--resamples", "500", "--no-examples"]) == 0
     md, doc = out.read_text(), json.loads(js.read_text())
