@@ -75,6 +75,7 @@ paired = _import_script("paired")
 paper = _import_script("paper")  # the protocol's tasks, seeds and grids, as benchmarks/paper.py runs them
 paper_gates = _import_script("paper_gates")  # table 5 and its figure
 paper_plots = _import_script("paper_plots")  # the main and ablation tables' figures
+per_class = _import_script("per_class")  # the main table's scores per class or entity type
 
 # ---------------------------------------------------------------- the protocol (as benchmarks/paper.py runs it)
 
@@ -615,11 +616,24 @@ def main_table(main_dir: Path, resamples: int = RESAMPLES, examples: bool = True
     runs: list[Run] = []
     tasks = _main_tasks(main_dir)
     cells = {t: {m: main_cell(main_dir, t, m, notes, runs) for m in METHODS} for t in tasks}
-    comparisons = {}
+    comparisons, classes = {}, {}
     for t in tasks:
         apt, pt2 = cells[t]["apt"], cells[t]["prefix"]
         comparisons[t] = paired_by_seed(apt["_runs"], pt2["_runs"], resamples, examples) if apt and pt2 else None
-    return {"tasks": tasks, "cells": cells, "paired": comparisons, "notes": notes, "provenance": provenance(runs)}
+        classes[t] = main_per_class(cells[t])
+    return {"tasks": tasks, "cells": cells, "paired": comparisons, "per_class": classes, "notes": notes,
+            "provenance": provenance(runs)}
+
+
+def main_per_class(cells: dict[str, dict | None]) -> dict | None:
+    """:func:`per_class.per_class_table` of one task's main-table runs (every method with runs, APT - PT2 paired
+    by seed); None for multiple-choice tasks, or when APT or PT2 is missing or a run has no predictions."""
+    present = [m for m in METHODS if cells[m]]
+    if not {"apt", "prefix"} <= set(present) or \
+            not all(r.predictions.is_file() for m in present for r in cells[m]["_runs"]):
+        return None
+    groups = {LABEL[m]: {r.seed: r.predictions for r in cells[m]["_runs"]} for m in present}
+    return per_class.per_class_table(groups, (LABEL["apt"], LABEL["prefix"]))
 
 
 def _how_line(task: str, method: str, cell: dict) -> str:
@@ -693,6 +707,12 @@ def main_markdown(table: dict) -> str:
             out.append(f"| {t} | {label} | {','.join(map(str, d['seeds']))} | "
                        f"{', '.join(fmt_diff(x) for x in s['diffs'])}"
                        f" | {fmt_diff_pm(s)} | {fmt_interval(s)} | {ex_cell} |")
+    with_classes = [t for t in table["tasks"] if table.get("per_class", {}).get(t)]
+    if with_classes:
+        out.append("\nPer class (labels; entity types for NER), dev F1 x100 at the same epochs, mean ± sd over the "
+                   "same seeds (`per_class.py`; support = gold examples or entities in dev):\n")
+        for t in with_classes:
+            out.append(per_class.per_class_markdown(table["per_class"][t], f"{t}:\n"))
     out.append("\nHow the points were chosen (seed 11, dev x100; chosen in bold: the best dev, ties to fewer "
                "trainable parameters, then the smaller learning rate, as the sweeps chose):\n")
     for t in table["tasks"]:

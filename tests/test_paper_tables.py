@@ -403,3 +403,28 @@ def test_defaults_copies_of_main_runs_count_at_the_default(tmp_path):
         (0.1, True, scores[0.1]), (0.0, False, scores[0.0])]
     [d] = s["paired"]
     assert d["diffs"] == pytest.approx([a - b for a, b in zip(scores[0.0], scores[0.1])])
+
+
+def test_main_per_class(main):
+    """RTE's per-label F1 in the main table: each run right on the first 150 (PT2) or 170 (APT) of 200 examples."""
+    rng = np.random.default_rng(5)  # the gold of write_with_predictions
+    gold = [["entailment", "not_entailment"][k] for k in rng.integers(0, 2, 200)]
+
+    def label_f1(label: str, right: int) -> float:
+        pred = [g if i < right else ("entailment" if g == "not_entailment" else "not_entailment")
+                for i, g in enumerate(gold)]
+        tp = sum(g == p == label for g, p in zip(gold, pred))
+        fp = sum(p == label != g for g, p in zip(gold, pred))
+        fn = sum(g == label != p for g, p in zip(gold, pred))
+        return 2 * tp / (2 * tp + fp + fn)
+
+    table = main["per_class"]["rte"]
+    assert {r["class"]: r["support"] for r in table["rows"]} == {c: gold.count(c) for c in set(gold)}
+    for row in table["rows"]:
+        c = row["class"]
+        assert row["cells"]["PT2"]["values"] == pytest.approx([label_f1(c, 150)] * 3)
+        assert row["cells"]["APT"]["values"] == pytest.approx([label_f1(c, 170)] * 3)
+        assert row["diff"]["mean"] == pytest.approx(label_f1(c, 170) - label_f1(c, 150))
+    assert main["per_class"]["cb"] is None  # CB's runs here have no predictions
+    assert "rte:\n\n| class | dev support | FT | PT2 | APT | APT - PT2 |" not in pt.main_markdown(main)  # no FT run
+    assert "rte:\n\n| class | dev support | PT2 | APT | APT - PT2 |" in pt.main_markdown(main)
