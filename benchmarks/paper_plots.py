@@ -1,4 +1,5 @@
-"""Figures of the paper protocol's main and ablation tables: every seed as a dot, the mean ± sd beside it.
+"""Figures of the paper protocol's main, ablation and few-shot tables: every seed (draw) as a dot, the mean ± sd
+beside it.
 
 With 3-5 seeds and dev sets of 56-104 examples, a table of means hides how far apart the seeds are; these
 figures show each seed's dev score so an overlap (or its absence) is visible at a glance.
@@ -7,6 +8,7 @@ figures show each seed's dev score so an overlap (or its absence) is visible at 
     main = pt.main_table(Path("benchmarks/results/main"), examples=False)
     paper_plots.plot_main(main, "benchmarks/results/paper-main.png")
     paper_plots.plot_ablations(pt.ablations_table(Path("benchmarks/results"), main), "paper-ablations.png")
+    paper_plots.plot_fewshot(pt.fewshot_table(Path("benchmarks/results/fewshot")), "paper-fewshot.png")
 
 ``paper_tables.py`` draws them (beside ``--output`` unless ``--figures DIR`` says where).
 """
@@ -47,6 +49,12 @@ def main_panels(table: dict) -> dict[str, list[dict]]:
 def ablation_panels(table: dict) -> dict[str, list[dict]]:
     """The ablation figure's panels: per task of ``paper_tables.ablations_table``, each variant with runs."""
     return {t: panel([(r["variant"], r if r.get("n") else None) for r in table["rows"][t]]) for t in table["tasks"]}
+
+
+def fewshot_panels(table: dict) -> dict[str, list[dict]]:
+    """The few-shot figure's panels: per row of ``paper_tables.fewshot_table`` ("cb K=16"), FT / PT2 / APT draws."""
+    return {f"{r['task']} K={r['shots']}": panel([(label, r["cells"][m]) for m, label in METHOD_ORDER])
+            for r in table["rows"]}
 
 
 def _metric(cells) -> str:
@@ -113,3 +121,10 @@ def plot_ablations(table: dict, path: str | Path) -> Path:
     return plot_panels(ablation_panels(table), metrics,
                        "Ablations: dev per seed (dots)\nmean ± sd (squares); APT's mean dashed", path,
                        reference="APT")
+
+
+def plot_fewshot(table: dict, path: str | Path) -> Path:
+    """The few-shot table as a figure: per task and K, each method's draws and mean ± sd."""
+    metrics = {f"{r['task']} K={r['shots']}": _metric(r["cells"].values()) for r in table["rows"]}
+    return plot_panels(fewshot_panels(table), metrics, "Few-shot\ndev score per draw (dots), mean ± sd (squares)",
+                       path)

@@ -943,7 +943,8 @@ def _jsonable(x: Any) -> Any:
 TABLES = ("defaults", "main", "ablations", "fewshot", "gates")
 
 
-FIGURES = {"main": "paper-main.png", "ablations": "paper-ablations.png", "gates": "paper-gates.png"}
+FIGURES = {"main": "paper-main.png", "ablations": "paper-ablations.png", "fewshot": "paper-fewshot.png",
+           "gates": "paper-gates.png"}
 
 
 def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES,
@@ -985,7 +986,9 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
                                                      if abl["tasks"] else None))
     if "fewshot" in tables:
         doc["fewshot"] = fewshot_table(root / "fewshot", resamples, examples)
-        parts.append(fewshot_markdown(doc["fewshot"]))
+        few = doc["fewshot"]
+        parts.append(fewshot_markdown(few) + image("fewshot", figure("fewshot", paper_plots.plot_fewshot, few)
+                                                   if few["rows"] else None))
     if "gates" in tables:
         apt_runs = {t: main["cells"][t]["apt"]["_runs"] for t in main["tasks"] if main["cells"][t]["apt"]}
         doc["gates"] = paper_gates.gates_table(apt_runs)

@@ -268,14 +268,19 @@ def test_figure_panels_hold_every_seed_and_its_mean(tree, main):
     abl = {c["label"]: c for c in pt.paper_plots.ablation_panels(pt.ablations_table(tree, main, examples=False))["cb"]}
     assert "APT w/o layer gate" not in abl
     assert abl["PT2*"]["values"] == pytest.approx([100 * v for v in ABL_STAR.values()]) and abl["PT2*"]["partial"]
+    few = pt.paper_plots.fewshot_panels(pt.fewshot_table(tree / "fewshot", resamples=200, examples=False))
+    assert list(few) == ["cb K=16", "rte K=32"] and [c["label"] for c in few["cb K=16"]] == ["PT2", "APT"]
+    apt = {c["label"]: c for c in few["cb K=16"]}["APT"]
+    assert apt["values"] == pytest.approx([100 * v for v in FEW_APT.values()]) and not apt["partial"]
+    assert apt["mean"] == pytest.approx(100 * mean(FEW_APT.values()))
 
 
 def test_figures_are_drawn_and_linked(tree, tmp_path):
     out = tmp_path / "report" / "tables.md"
-    assert pt.main([str(tree), "--output", str(out), "--tables", "main", "ablations", "--resamples", "200",
-                    "--no-examples"]) == 0
+    assert pt.main([str(tree), "--output", str(out), "--tables", "main", "ablations", "fewshot", "--resamples",
+                    "200", "--no-examples"]) == 0
     md = out.read_text()
-    for name in ("paper-main.png", "paper-ablations.png"):
+    for name in ("paper-main.png", "paper-ablations.png", "paper-fewshot.png"):
         assert f"]({name})" in md and (out.parent / name).read_bytes()[:4] == b"\x89PNG"
     figs = tmp_path / "figs"
     assert pt.main([str(tree), "--output", str(out), "--tables", "main", "--figures", str(figs), "--resamples",
