@@ -74,7 +74,7 @@ def _import_script(name: str):
 paired = _import_script("paired")
 paper = _import_script("paper")  # the protocol's tasks, seeds and grids, as benchmarks/paper.py runs them
 paper_gates = _import_script("paper_gates")  # table 5 and its figure
-paper_plots = _import_script("paper_plots")  # the main and ablation tables' figures
+paper_plots = _import_script("paper_plots")  # the main, ablation and few-shot tables' figures
 per_class = _import_script("per_class")  # the main table's scores per class or entity type
 
 # ---------------------------------------------------------------- the protocol (as benchmarks/paper.py runs it)
