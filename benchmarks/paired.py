@@ -91,12 +91,17 @@ class RunPredictions:
     preds: list
 
 
+def predictions_path(results_path: Path, results: dict) -> Path:
+    """Where a run's best-epoch dev predictions are: the file its results.json names, beside it."""
+    return results_path.parent / (results.get("val_predictions") or PREDICTIONS)
+
+
 def load_predictions(results_path: Path, results: dict, metric: str) -> tuple[Task, RunPredictions]:
     """(task, RunPredictions) of a run, after checking that the file is of the best epoch and that the task's
     scorer, fed the file, gives the val score results.json recorded."""
     from adaprefix.training import prediction_records, prediction_task
 
-    path = results_path.parent / (results.get("val_predictions") or PREDICTIONS)
+    path = predictions_path(results_path, results)
     if not path.is_file():
         raise SystemExit(f"{results_path.parent}: no {PREDICTIONS} (runs trained before it existed have none)")
     doc = json.loads(path.read_text())

@@ -176,7 +176,7 @@ class Run:
 
     @property
     def predictions(self) -> Path:
-        return self.path.parent / (self.results.get("val_predictions") or paired.PREDICTIONS)
+        return paired.predictions_path(self.path, self.results)
 
 
 def load_runs(folder: Path, notes: list[str] | None = None) -> list[Run]:
@@ -909,10 +909,11 @@ def expected_sweeps(root: Path | None = None) -> dict[str, list[str]]:
     }
 
 
-def missing_sweeps(root: Path) -> dict[str, list[str]]:
-    """Per phase, the expected sweeps with no run under ``root`` (a phase whose folder is absent lists them all)."""
-    return {phase: [n for n in names if not has_runs(root / phase / n)]
-            for phase, names in expected_sweeps(root).items()}
+def missing_sweeps(root: Path, expected: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
+    """Per phase, the expected sweeps (``expected``, default :func:`expected_sweeps` of ``root``) with no run under
+    ``root`` (a phase whose folder is absent lists them all)."""
+    expected = expected_sweeps(root) if expected is None else expected
+    return {phase: [n for n in names if not has_runs(root / phase / n)] for phase, names in expected.items()}
 
 
 def missing_markdown(missing: dict[str, list[str]], expected: dict[str, list[str]]) -> str:
@@ -994,8 +995,9 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
         doc["gates"] = paper_gates.gates_table(apt_runs)
         link = figure("gates", paper_gates.plot_gates, doc["gates"]) if doc["gates"]["tasks"] else None
         parts.append(paper_gates.gates_markdown(doc["gates"], link))
-    doc["missing"] = {p: v for p, v in missing_sweeps(root).items() if p in tables}
-    parts.append(missing_markdown(doc["missing"], expected_sweeps(root)))
+    expected = expected_sweeps(root)  # reads the main table's lr stages once
+    doc["missing"] = {p: v for p, v in missing_sweeps(root, expected).items() if p in tables}
+    parts.append(missing_markdown(doc["missing"], expected))
     return "\n".join(parts), _jsonable(doc)
 
 
@@ -1015,9 +1017,10 @@ def main(argv: list[str] | None = None) -> int:
     figures = Path(ns.figures) if ns.figures else (Path(ns.output).parent if ns.output else None)
     link = os.path.relpath(figures.resolve(), Path(ns.output).resolve().parent) if figures and ns.output else None
     md, doc = build(root, ns.tables, ns.resamples, not ns.no_examples, figures, None if link == "." else link)
+    expected = expected_sweeps(root) if any(doc["missing"].values()) else {}
     for phase, names in doc["missing"].items():
         if names:
-            print(f"[paper_tables] {phase}: {len(names)} of {len(expected_sweeps(root)[phase])} sweeps missing",
+            print(f"[paper_tables] {phase}: {len(names)} of {len(expected[phase])} sweeps missing",
                   file=sys.stderr)
     if ns.output:
         Path(ns.output).parent.mkdir(parents=True, exist_ok=True)

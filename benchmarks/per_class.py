@@ -122,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         found = paired.results_files(pattern)
         if not found:
             raise SystemExit(f"{pattern}: no results.json")
-        groups[label] = {seed: path.parent / (res.get("val_predictions") or paired.PREDICTIONS)
-                         for seed, (path, res) in found.items()}
+        groups[label] = {seed: paired.predictions_path(path, res) for seed, (path, res) in found.items()}
         missing = [str(p) for p in groups[label].values() if not p.is_file()]
         if missing:
             raise SystemExit(f"no predictions: {', '.join(missing)}")
