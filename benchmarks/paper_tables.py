@@ -166,6 +166,15 @@ class Run:
         return self.results.get("train_examples_per_s")
 
     @property
+    def best_epoch(self) -> int | None:
+        return self.results.get("best_epoch")
+
+    @property
+    def epochs(self) -> int | None:
+        """The epochs the run was scheduled for (not the ones it trained before an early stop)."""
+        return self.results.get("train_args", {}).get("epochs")
+
+    @property
     def commit(self) -> str:
         return str(self.results.get("adaprefix_commit") or self.results.get("commit") or "unknown")
 
@@ -242,6 +251,7 @@ def summarize(runs: list[Run], expected: int | None = None) -> dict:
         "other": other,  # the other dev metrics every run has, at the same (best) epochs
         "params": params[0] if len(params) == 1 else (params or None),
         "examples_per_s": statistics.fmean(speeds) if speeds else None,
+        "best_epochs": [r.best_epoch for r in runs], "epochs": _distinct([r.epochs for r in runs]),
         "lr": sorted({r.lr for r in runs if r.lr is not None}),
         "prefix_len": _distinct([r.prefix_len for r in runs]),
         "runs": [str(r.path.parent) for r in runs],
@@ -315,6 +325,24 @@ def fmt_cell(summary: dict | None, with_test: bool = False) -> str:
     if with_test and summary["test"] is not None:
         text = f"dev {text} · test {fmt_pm(summary['test_mean'], summary['test_std'])}"
     return f"{text} {fmt_count(summary)}"
+
+
+def last_epoch_peaks(summary: dict | None) -> list[int]:
+    """Seeds of ``summary`` whose best epoch is the last one scheduled (the protocol's rule says add epochs)."""
+    if not summary or len(summary.get("epochs") or []) != 1:
+        return []
+    last = summary["epochs"][0]
+    return [seed for seed, best in zip(summary["seeds"], summary["best_epochs"]) if last is not None and best == last]
+
+
+def fmt_best_epochs(summary: dict) -> str:
+    """``31, 40 / 40`` (best epoch per seed / epochs scheduled); ``-`` where runs do not record them."""
+    best = summary.get("best_epochs") or []
+    if not best or any(b is None for b in best):
+        return "-"
+    epochs = summary.get("epochs") or []
+    of = "/".join(map(str, epochs)) if epochs and None not in epochs else "?"
+    return f"{', '.join(map(str, best))} / {of}"
 
 
 def fmt_params(params: Any) -> str:
@@ -677,19 +705,23 @@ def main_markdown(table: dict) -> str:
     if other_lines:
         out.append("\nOther dev metrics at the same (best) epochs, x100, mean ± sd over the same seeds:\n")
         out.extend(other_lines)
-    out.append("\nChosen points and cost:\n")
-    out.append("| task | method | seeds | lr | prefix len | params (no head) | train examples/s |")
-    out.append("|---|---|---|---|---|---|---|")
+    out.append("\nChosen points and cost (best epoch per seed, of the epochs scheduled):\n")
+    out.append("| task | method | seeds | lr | prefix len | params (no head) | train examples/s | best epoch |")
+    out.append("|---|---|---|---|---|---|---|---|")
     for t in table["tasks"]:
         for m in METHODS:
             c = table["cells"][t][m]
             if not c:
-                out.append(f"| {t} | {LABEL[m]} | - | - | - | - | - |")
+                out.append(f"| {t} | {LABEL[m]} | - | - | - | - | - | - |")
                 continue
             speed = "-" if c["examples_per_s"] is None else f"{c['examples_per_s']:.1f}"
             out.append(f"| {t} | {LABEL[m]} | {','.join(map(str, c['seeds'])) or '-'} {fmt_count(c)} | "
                        f"{fmt_lr(c['point']['lr'])} | {fmt_len(c['point']['prefix_len'])} | {fmt_params(c['params'])} "
-                       f"| {speed} |")
+                       f"| {speed} | {fmt_best_epochs(c)} |")
+    late = [f"{t} {LABEL[m]} ({n} of {table['cells'][t][m]['n']} seeds)" for t in table["tasks"] for m in METHODS
+            if (n := len(last_epoch_peaks(table["cells"][t][m])))]
+    out.append("\nThe protocol wants enough epochs that the best epoch is not the last. Best at the last epoch: "
+               + ("; ".join(late) + "." if late else "none."))
     out.append("\nAPT - PT2, paired by seed (x100; bootstrap 95% intervals over seeds, and over seeds x dev examples, "
                "crossed, from val-predictions.json):\n")
     out.append("| task | score | seeds | per seed | mean ± sd | 95% over seeds | 95% over seeds x examples |")

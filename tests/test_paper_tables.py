@@ -34,7 +34,7 @@ def sd(xs: list[float]) -> float:
 def write(root: Path, phase: str, sweep: str, task: str, method: str, seed: int, score: float, lr: float,
           prefix_len: int | list | None = 16, test: float | None = None, metric: str = "accuracy",
           params: int = 1000, speed: float = 10.0, commit: str = "c0ffee", shots: int | None = None,
-          extra_args: dict | None = None, name: str | None = None) -> Path:
+          extra_args: dict | None = None, name: str | None = None, best_epoch: int = 3) -> Path:
     """A collected run folder with a hand-written results.json."""
     if method == "finetune":
         prefix_len = None
@@ -46,7 +46,7 @@ def write(root: Path, phase: str, sweep: str, task: str, method: str, seed: int,
         "train_args": {"task": task, "method": method, "model": "minilm", "lr": lr, "epochs": 20, "seed": seed,
                        "output": str(folder), "prefix_len": 16 if isinstance(prefix_len, list) else prefix_len,
                        "shots": shots, **(extra_args or {})},
-        "best_epoch": 3, "best": {"val": {metric: score}, **({"test": {metric: test}} if test is not None else {})},
+        "best_epoch": best_epoch, "best": {"val": {metric: score}, **({"test": {metric: test}} if test is not None else {})},
         "selection_metric": f"val.{metric}", "trainable_params": params + 99, "trainable_params_without_head": params,
         "train_examples_per_s": speed, "wall_s": 1.0, "adaprefix_commit": commit, "machine": "x86_64", "cuda": None,
         "cpus": 2,
@@ -183,6 +183,25 @@ def test_main_cells_means_std_and_partial(main):
     assert "| cb | PT2 | 11,12,13,14,15 (5) | 0.01 | 8 | 1,000 |" in md
     assert ("- cb PT2: lr stage 0.005: 70.0, **0.01: 75.0**, 0.02: 72.0; len stage **8: 78.0**, 16: 75.0 "
             "-> lr 0.01, length 8") in md
+
+
+def test_best_epochs_and_the_last_epoch_rule(tmp_path):
+    # CoNLL04 FT scheduled for 20 epochs (write's train_args): seeds 11 and 13 peak at the last one, 12 at epoch 7.
+    for seed, (lr, best) in {11: (5e-5, 20), 12: (5e-5, 7), 13: (5e-5, 20)}.items():
+        sweep = "conll04-finetune-lr" if seed == 11 else "conll04-finetune-seeds"
+        write(tmp_path, "main", sweep, "conll04", "finetune", seed, 0.6, lr, test=0.5, metric="f1", best_epoch=best)
+    for seed in (11, 12, 13):  # PT2 never at the last epoch
+        sweep = "conll04-prefix-lr" if seed == 11 else "conll04-prefix-seeds"
+        write(tmp_path, "main", sweep, "conll04", "prefix", seed, 0.5, 0.01, 16, test=0.4, metric="f1",
+              best_epoch=seed)
+    table = pt.main_table(tmp_path / "main", resamples=RESAMPLES)
+    ft = table["cells"]["conll04"]["finetune"]
+    assert ft["best_epochs"] == [20, 7, 20] and ft["epochs"] == [20]
+    assert pt.last_epoch_peaks(ft) == [11, 13]
+    assert pt.last_epoch_peaks(table["cells"]["conll04"]["prefix"]) == []
+    md = pt.main_markdown(table)
+    assert "| 20, 7, 20 / 20 |" in md and "| 11, 12, 13 / 20 |" in md
+    assert "Best at the last epoch: conll04 FT (2 of 3 seeds)." in md
 
 
 def test_apt_minus_pt2_paired_by_seed(main):
