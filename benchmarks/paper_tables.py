@@ -335,6 +335,14 @@ def last_epoch_peaks(summary: dict | None) -> list[int]:
     return [seed for seed, best in zip(summary["seeds"], summary["best_epochs"]) if last is not None and best == last]
 
 
+def last_epoch_line(cells: list[tuple[str, dict | None]], unit: str = "seeds") -> str:
+    """One sentence naming the (label, summary) cells with seeds whose best epoch is the last one scheduled."""
+    late = [f"{label} ({len(seeds)} of {cell['n']} {unit})" for label, cell in cells
+            if (seeds := last_epoch_peaks(cell))]
+    return ("The protocol wants enough epochs that the best epoch is not the last. Best at the last epoch: "
+            + ("; ".join(late) + "." if late else "none."))
+
+
 def fmt_best_epochs(summary: dict) -> str:
     """``31, 40 / 40`` (best epoch per seed / epochs scheduled); ``-`` where runs do not record them."""
     best = summary.get("best_epochs") or []
@@ -718,10 +726,8 @@ def main_markdown(table: dict) -> str:
             out.append(f"| {t} | {LABEL[m]} | {','.join(map(str, c['seeds'])) or '-'} {fmt_count(c)} | "
                        f"{fmt_lr(c['point']['lr'])} | {fmt_len(c['point']['prefix_len'])} | {fmt_params(c['params'])} "
                        f"| {speed} | {fmt_best_epochs(c)} |")
-    late = [f"{t} {LABEL[m]} ({n} of {table['cells'][t][m]['n']} seeds)" for t in table["tasks"] for m in METHODS
-            if (n := len(last_epoch_peaks(table["cells"][t][m])))]
-    out.append("\nThe protocol wants enough epochs that the best epoch is not the last. Best at the last epoch: "
-               + ("; ".join(late) + "." if late else "none."))
+    out.append("\n" + last_epoch_line([(f"{t} {LABEL[m]}", table["cells"][t][m])
+                                         for t in table["tasks"] for m in METHODS]))
     out.append("\nAPT - PT2, paired by seed (x100; bootstrap 95% intervals over seeds, and over seeds x dev examples, "
                "crossed, from val-predictions.json):\n")
     out.append("| task | score | seeds | per seed | mean ± sd | 95% over seeds | 95% over seeds x examples |")
@@ -817,20 +823,21 @@ def ablations_markdown(table: dict) -> str:
     out.append("Dev x100, mean ± sd over seeds (NER: test F1 too); PT2 and APT are the main table's cells. "
                "'- APT' = the variant's dev minus APT's, paired by seed: mean ± sd, bootstrap 95% over seeds, and "
                "over seeds x dev examples (crossed) where every run kept its predictions.\n")
-    out.append("| task | variant | dev | test | seeds | lr | prefix len | params (no head) | - APT (dev) "
+    out.append("| task | variant | dev | test | seeds | lr | prefix len | params (no head) | best epoch | - APT (dev) "
                "| 95% over seeds | 95% over seeds x examples |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for t in table["tasks"]:
         for r in table["rows"][t]:
             if not r["n"]:
-                out.append(f"| {t} | {r['variant']} | - | - | - | - | - | - | - | - | - |")
+                out.append(f"| {t} | {r['variant']} | - | - | - | - | - | - | - | - | - | - |")
                 continue
             length = r["prefix_len"][0] if len(r["prefix_len"]) == 1 else r["prefix_len"]
             out.append(f"| {t} | {r['variant']} | {fmt_pm(r['mean'], r['std'])} ({r['metric']}) | "
                        f"{fmt_pm(r['test_mean'], r['test_std']) if r['test'] is not None else ''} | "
                        f"{r['n']}{'/' + str(r['expected']) + ', partial' if r['partial'] else ''} | "
                        f"{', '.join(map(fmt_lr, r['lr'])) or '-'} | {fmt_len(length)} | {fmt_params(r['params'])} | "
-                       f"{_vs_apt_cells(r.get('vs_apt'))} |")
+                       f"{fmt_best_epochs(r)} | {_vs_apt_cells(r.get('vs_apt'))} |")
+    out.append("\n" + last_epoch_line([(f"{t} {r['variant']}", r) for t in table["tasks"] for r in table["rows"][t]]))
     out.append(f"\n{table['provenance']}{_notes(table['notes'])}")
     return "\n".join(out) + "\n"
 
@@ -906,6 +913,8 @@ def fewshot_markdown(table: dict) -> str:
         out.append(f"| {r['task']} | {r['shots']} | {','.join(map(str, d['seeds']))} | "
                    f"{', '.join(fmt_diff(x) for x in d['diffs'])} | {fmt_diff_pm(d)} | {fmt_interval(d)} | "
                    f"{fmt_examples(d['examples'], units=True)} |")
+    out.append("\n" + last_epoch_line([(f"{r['task']} K={r['shots']} {LABEL[m]}", r["cells"][m])
+                                       for r in table["rows"] for m in METHODS], unit="draws"))
     out.append(f"\n{table['provenance']}{_notes(table['notes'])}")
     return "\n".join(out) + "\n"
 

@@ -125,16 +125,18 @@ def tree(tmp_path_factory) -> Path:
         write(root, "ablations", "cb-no-token-gate", "cb", "apt", seed, s, 0.02, params=2900)
     for seed, s in ABL_PLUS.items():
         write(root, "ablations", "cb-pt2-plus", "cb", "prefix", seed, s, 0.02, 24, params=3000)
-    for seed, s in ABL_STAR.items():
-        write(root, "ablations", "cb-pt2-star", "cb", "prefix", seed, s, 0.02, STAR_LENGTHS, params=2976)
+    for seed, s in ABL_STAR.items():  # seed 13 peaks at the last of its 20 epochs
+        write(root, "ablations", "cb-pt2-star", "cb", "prefix", seed, s, 0.02, STAR_LENGTHS, params=2976,
+              best_epoch=20 if seed == 13 else 3)
     for seed, s in ABL_PLUS_PT2_LR.items():
         write(root, "ablations", "cb-pt2-plus-pt2-lr", "cb", "prefix", seed, s, 0.01, 24, params=3000)
     for seed, s in FEW_APT.items():
         write(root, "fewshot", "cb-k16-apt", "cb", "apt", seed, s, 0.02, shots=16)
     for seed, s in FEW_PT2.items():
         write(root, "fewshot", "cb-k16-prefix", "cb", "prefix", seed, s, 0.01, shots=16)
-    for seed, s in {11: 0.61, 12: 0.57, 13: 0.59, 14: 0.60, 15: 0.62}.items():
-        write(root, "fewshot", "rte-k32-finetune", "rte", "finetune", seed, s, 3e-5, shots=32)
+    for seed, s in {11: 0.61, 12: 0.57, 13: 0.59, 14: 0.60, 15: 0.62}.items():  # draws 12, 15 peak at epoch 20
+        write(root, "fewshot", "rte-k32-finetune", "rte", "finetune", seed, s, 3e-5, shots=32,
+              best_epoch=20 if seed in (12, 15) else 3)
     return root
 
 
@@ -251,8 +253,9 @@ def test_ablations(tree, main):
     md = pt.ablations_markdown(a)
     star = list(ABL_STAR.values())
     assert (f"| cb | PT2* | {100 * mean(star):.1f} ± {100 * sd(star):.1f} (accuracy) |  | 3/5, partial | 0.02 | "
-            f"[4,8,8,16,24,36] | 2,976 |") in md
+            f"[4,8,8,16,24,36] | 2,976 | 3, 3, 20 / 20 |") in md
     assert "| cb | APT w/o layer gate | - |" in md
+    assert "Best at the last epoch: cb PT2* (1 of 3 seeds)." in md
 
 
 def test_ablations_paired_against_apt(tree, main):
@@ -270,7 +273,7 @@ def test_ablations_paired_against_apt(tree, main):
     assert rows["APT"]["vs_apt"] is None and rows["APT w/o layer gate"]["vs_apt"] is None
     md = pt.ablations_markdown(a)
     diffs = [ABL_NO_TOKEN[s] - apt[s] for s in (11, 12, 13)]
-    assert (f"| 2,900 | {100 * mean(diffs):+.1f} ± {100 * sd(diffs):.1f} (3) | [") in md
+    assert (f"| 2,900 | 3, 3, 3, 3, 3 / 20 | {100 * mean(diffs):+.1f} ± {100 * sd(diffs):.1f} (3) | [") in md
     assert "not computed (--no-examples)" in md
 
 
@@ -317,6 +320,7 @@ def test_fewshot(tree):
     md = pt.fewshot_markdown(f)
     assert (f"| cb | 16 | accuracy | - | {100 * mean(pt2):.1f} ± {100 * sd(pt2):.1f} (3/5, partial) | "
             f"{100 * mean(apt):.1f} ± {100 * sd(apt):.1f} (5) |") in md
+    assert "Best at the last epoch: rte K=32 FT (2 of 5 draws)." in md
 
 
 def test_fewshot_paired_by_draw(tree):
