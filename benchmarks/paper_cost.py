@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 from collections import defaultdict
@@ -283,9 +284,13 @@ class Sweep:
     expected: int  # runs it trains
     shots: int | None = None
     present: int = 0
+    complete_at: int | None = None  # runs the sweep's folder holds when complete, copies included (defaults)
+    held: int = 0  # runs its folder holds, copies included
 
     @property
     def remaining(self) -> int:
+        if self.complete_at is not None and self.held >= self.complete_at:
+            return 0  # every arm is in, whether trained here or copied (``expected`` is an upper bound)
         return max(0, self.expected - self.present)
 
 
@@ -303,7 +308,8 @@ def defaults_sweeps(task: str) -> list[Sweep]:
         changed = sum(len(v) - 1 for k, v in parsed.items() if k != "lr") * len(parsed["lr"])
         new_lrs = [lr for lr in parsed["lr"] if lr not in owned]
         owned.update(new_lrs)
-        sweeps.append(Sweep("defaults", f"{task}-{name}", task, "apt", changed * seeds + len(new_lrs) * (seeds - 1)))
+        sweeps.append(Sweep("defaults", f"{task}-{name}", task, "apt", changed * seeds + len(new_lrs) * (seeds - 1),
+                            complete_at=math.prod(len(v) for v in parsed.values()) * seeds))
     return sweeps
 
 
@@ -356,11 +362,13 @@ def protocol_sweeps(results: Path | None = None) -> list[Sweep]:
 def count_present(runs: Iterable[RunRecord], sweeps: list[Sweep]) -> list[Sweep]:
     """Set each sweep's ``present``: its trained runs in the results folder (copies from other sweeps left out)."""
     counts: dict[tuple[str, str], int] = defaultdict(int)
+    held: dict[tuple[str, str], int] = defaultdict(int)
     for r in runs:
+        held[(r.phase, r.sweep)] += 1
         if not r.copied:
             counts[(r.phase, r.sweep)] += 1
     for s in sweeps:
-        s.present = counts[(s.phase, s.name)]
+        s.present, s.held = counts[(s.phase, s.name)], held[(s.phase, s.name)]
     return sweeps
 
 

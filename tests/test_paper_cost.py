@@ -161,6 +161,24 @@ def test_remaining_is_expected_minus_present(tree: Path):
     assert {n: (sweeps[n].expected, sweeps[n].present, sweeps[n].remaining) for n in expect} == expect
 
 
+def test_defaults_sweep_complete_when_every_arm_is_in(tmp_path: Path):
+    """RTE's dropout sweep holds 2 settings x 3 seeds when complete; its default arm at seeds 12 and 13 came as
+    copies of the main table's seeds stage (not counted as trained there), so only 4 of the 5 runs it may train
+    are present: complete all the same, while one arm short it is not."""
+    root = tmp_path / "results"
+    for seed in (11, 12, 13):
+        write(root, "defaults", "rte-attention-dropout", f"apt-attention_dropout0.0-s{seed}", "rte", "apt", 9.0)
+    write(root, "defaults", "rte-attention-dropout", "apt-attention_dropout0.1-s11", "rte", "apt", 9.0)
+    write(root, "defaults", "rte-attention-dropout", "apt-attention_dropout0.1-s12", "rte", "apt", 9.0,
+          output="/x/runs/paper/main/rte-apt-seeds/runs/apt-s12")
+    sweep = by_name(pc.count_present(pc.read_runs(root), pc.protocol_sweeps()))["rte-attention-dropout"]
+    assert (sweep.expected, sweep.present, sweep.held, sweep.remaining) == (5, 4, 5, 1)
+    write(root, "defaults", "rte-attention-dropout", "apt-attention_dropout0.1-s13", "rte", "apt", 9.0,
+          output="/x/runs/paper/main/rte-apt-seeds/runs/apt-s13")
+    sweep = by_name(pc.count_present(pc.read_runs(root), pc.protocol_sweeps()))["rte-attention-dropout"]
+    assert (sweep.expected, sweep.present, sweep.held, sweep.remaining) == (5, 4, 6, 0)
+
+
 def test_measured_seconds(tree: Path):
     runs = pc.read_runs(tree)
     measured = pc.measured_seconds(runs)
