@@ -329,10 +329,10 @@ def fmt_cell(summary: dict | None, with_test: bool = False) -> str:
 
 def last_epoch_peaks(summary: dict | None) -> list[int]:
     """Seeds of ``summary`` whose best epoch is the last one scheduled (the protocol's rule says add epochs)."""
-    if not summary or len(summary.get("epochs") or []) != 1:
-        return []
+    if not summary or len(summary.get("epochs") or []) != 1 or summary["epochs"][0] is None:
+        return []  # no single scheduled epoch count to compare with
     last = summary["epochs"][0]
-    return [seed for seed, best in zip(summary["seeds"], summary["best_epochs"]) if last is not None and best == last]
+    return [seed for seed, best in zip(summary["seeds"], summary["best_epochs"]) if best == last]
 
 
 def last_epoch_line(cells: list[tuple[str, dict | None]], unit: str = "seeds") -> str:
