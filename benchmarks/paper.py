@@ -189,8 +189,10 @@ class Protocol:
             self.reuse(others[0], run)
 
     @staticmethod
-    def chosen(sweep_dir: Path, method: str) -> dict | None:
-        summary = sweep_dir / "summary.json"
+    def chosen(sweep_dir: Path, method: str, summary: Path | None = None) -> dict | None:
+        """The configuration a sweep chose for ``method``: from its summary.json, or ``summary`` (a committed
+        report of the sweep, which holds the same 'chosen' map)."""
+        summary = summary or sweep_dir / "summary.json"
         if not summary.is_file():
             return None
         doc = json.loads(summary.read_text())
@@ -276,13 +278,13 @@ class Protocol:
                 continue
             self.sweep("ablations", f"{task}-no-token-gate", task, "apt", [], seeds, [*point, "--no-token-gate"])
             self.sweep("ablations", f"{task}-no-layer-gate", task, "apt", [], seeds, [*point, "--no-layer-gate"])
-            first_apt = [r for r in self.chosen_runs(task, "apt") if r.name.endswith(f"-s{seeds[0]}")]
-            if not first_apt:
-                print(f"[paper] ablations/{task}: no seed-{seeds[0]} APT adapter to size PT2+ and plan PT2*; skipped",
-                      flush=True)
+            sized = self.first_apt_sizes(task)
+            if sized is None:
+                print(f"[paper] ablations/{task}: no seed-{seeds[0]} APT adapter (nor its committed results and probe "
+                      "plan) to size PT2+ and plan PT2*; skipped", flush=True)
                 continue
-            plan = self.probe(first_apt[0], "train") / "plan.json"
-            variants = {"pt2-plus": ["--match-params", str(first_apt[0])], "pt2-star": ["--prefix-plan", str(plan)]}
+            run, plan = sized
+            variants = {"pt2-plus": ["--match-params", str(run)], "pt2-star": ["--prefix-plan", str(plan)]}
             for name, flags in variants.items():
                 self.sweep("ablations", f"{task}-{name}", task, "prefix", [], seeds, ["--lr", str(best["lr"]), *flags])
             # PT2+ and PT2* are P-tuning v2 variants: where PT2 chose another lr than APT, run them at PT2's too,
@@ -310,8 +312,20 @@ class Protocol:
 
     def main_choice(self, task: str, method: str) -> dict | None:
         """The main table's chosen configuration of ``task`` and ``method`` (its last stage's choice: the lr stage
-        for fine-tuning, the len stage for prefix methods), or None while its stages have not chosen it."""
-        return self.chosen(self.out / "main" / f"{task}-{method}-{'lr' if method == 'finetune' else 'len'}", method)
+        for fine-tuning, the len stage for prefix methods), or None while its stages have not chosen it. On a
+        fresh checkout (no sweep folder here) the committed choice counts once every run of that stage is
+        committed, so later phases need not wait for the main phase to run again."""
+        stage = "lr" if method == "finetune" else "len"
+        found = self.chosen(self.out / "main" / f"{task}-{method}-{stage}", method)
+        if found is not None:
+            return found
+        committed = Path(self.ns.results) / "main" / f"{task}-{method}-{stage}"
+        grid = [f"lr={FT_LRS}"] if method == "finetune" else ["prefix_len=8,16"]
+        (setting, values), = parse_grid(grid).items()
+        expected = [committed / run_name(method, {setting: v}, seeds_for(task)[0]) / "results.json" for v in values]
+        if not all(r.is_file() for r in expected):
+            return None
+        return self.chosen(committed, method, committed.parent / f"{committed.name}.json")
 
     def main_point(self, task: str, method: str) -> list[str] | None:
         """:meth:`main_choice` as flags: ``--lr``, and ``--prefix-len`` for prefix methods."""
@@ -319,6 +333,27 @@ class Protocol:
         if best is None:
             return None
         return ["--lr", str(best["lr"])] + ([] if method == "finetune" else ["--prefix-len", str(best["prefix_len"])])
+
+    def first_apt_sizes(self, task: str) -> tuple[Path, Path] | None:
+        """(run folder, probe plan) of the main table's first-seed APT run at its chosen point, which size PT2+
+        (its parameter count) and plan PT2* (its probe on train). Its adapter on this disk: probed here. Else
+        (a fresh checkout) the committed run, whose results.json records the count, and its committed probe."""
+        first = seeds_for(task)[0]
+        live = [r for r in self.chosen_runs(task, "apt") if r.name.endswith(f"-s{first}")]
+        if live:
+            return live[0], self.probe(live[0], "train") / "plan.json"
+        best = self.main_choice(task, "apt")
+        if best is None:
+            return None
+        committed = Path(self.ns.results) / "main"
+        options = [committed / f"{task}-apt-len" / run_name("apt", {"prefix_len": best["prefix_len"]}, first)]
+        if int(best["prefix_len"]) == 16:
+            options.append(committed / f"{task}-apt-lr" / run_name("apt", {"lr": best["lr"]}, first))
+        for run in options:
+            plan = run.parent / f"{run.name}-probe-train" / "plan.json"  # collect's layout
+            if (run / "results.json").is_file() and plan.is_file():
+                return run, plan
+        return None
 
     def probe(self, run: Path, split: str) -> Path:
         out = run / f"probe-{split}"

@@ -204,6 +204,37 @@ def test_ablations_rerun_pt2_variants_at_pt2s_lr_only_where_it_differs(tmp_path,
     assert "pt2-lr" not in " ".join(sweeps(0.02))  # same lr as APT: nothing more to run
 
 
+def test_a_fresh_checkout_takes_the_main_point_pt2_plus_size_and_pt2_star_plan_from_committed_results(tmp_path,
+                                                                                                     capsys):
+    """No run folders here (runs/ does not survive a checkout): the main table's choice, PT2+'s parameter count
+    and PT2*'s plan come from what --collect committed, but only once every run of the choosing stage is in."""
+    out, committed = tmp_path / "paper", tmp_path / "results" / "main"
+    len_dir = committed / "cb-apt-len"
+    finished(len_dir / "apt-prefix_len16-s11", adapter=False)
+    (committed / "cb-apt-len.json").write_text(json.dumps({"chosen": {"cb/apt": {"lr": 0.02, "prefix_len": 16}}}))
+    plan = len_dir / "apt-prefix_len16-s11-probe-train" / "plan.json"
+    plan.parent.mkdir(parents=True)
+    plan.write_text(json.dumps({"prefix_len": [4, 3]}))
+    ns = SimpleNamespace(output=str(out), data_dir="data", model="minilm", extra=[], methods=["apt"],
+                         results=str(tmp_path / "results"), dry_run=True)
+
+    def lines(phase) -> dict[str, str]:
+        phase(["cb"])
+        found = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[paper] ")]
+        return {line.split()[1].rstrip(":"): line for line in found}
+
+    # the len stage's length-8 run is not committed yet: its choice is not final
+    assert "the main table's APT point is not there yet" in " ".join(lines(paper.Protocol(ns).ablations).values())
+    finished(len_dir / "apt-prefix_len8-s11", adapter=False)
+    sweeps = lines(paper.Protocol(ns).ablations)
+    assert "--lr 0.02 --prefix-len 16 --no-token-gate" in sweeps["ablations/cb-no-token-gate"]
+    assert f"--match-params {len_dir / 'apt-prefix_len16-s11'}" in sweeps["ablations/cb-pt2-plus"]
+    assert f"--prefix-plan {plan}" in sweeps["ablations/cb-pt2-star"]
+    assert "--lr 0.02 --prefix-len 16 --shots 16" in lines(paper.Protocol(ns).fewshot)["fewshot/cb-k16-apt"]
+    plan.unlink()  # results committed, but not the probe: PT2+ / PT2* wait for an adapter to probe
+    assert "to size PT2+ and plan PT2*; skipped" in " ".join(lines(paper.Protocol(ns).ablations).values())
+
+
 def test_conll04_runs_its_protocol_epochs_unless_the_user_sets_them(tmp_path, capsys):
     out = tmp_path / "paper"
     for extra, expected in (([], "--epochs 40"), (["--epochs", "7"], "--epochs 7")):

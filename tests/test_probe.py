@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from adaprefix import PrefixConfig, TaskModel, attach, make_plan, probe
-from adaprefix.experiments.variants import match_prefix_len, prefix_param_count
+from adaprefix.experiments.variants import (adapter_param_count, apply_prefix_variant, match_prefix_len,
+                                            prefix_param_count)
 from adaprefix.tasks.encode import Collator, Feature
+from adaprefix.training import TrainArgs
 from conftest import SHARED_DATA, padded_batch, randomize_adapter, tiny_encoder
 
 
@@ -127,6 +129,24 @@ def test_parameter_matching_counts_agree_with_a_built_model():
     assert counted == sum(p.numel() for p in built.adapter_parameters())
 
 
+def test_match_params_reads_a_run_folder_without_its_adapter(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(FileNotFoundError, match="neither an adapter directory"):
+        adapter_param_count(run)  # neither an adapter nor results
+    (run / "results.json").write_text(json.dumps({"method": "apt", "trainable_params_without_head": 110694}))
+    assert adapter_param_count(run) == 110694
+    (run / "results.json").write_text(json.dumps({"method": "finetune", "trainable_params_without_head": 22713216}))
+    with pytest.raises(ValueError, match="fine-tuning run has no prefix"):
+        adapter_param_count(run)
+    (run / "results.json").write_text(json.dumps({"method": "apt", "trainable_params_without_head": "many"}))
+    with pytest.raises(ValueError, match="should be a positive int"):
+        adapter_param_count(run)
+    (run / "results.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a JSON results file"):
+        adapter_param_count(run)
+
+
 needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"benchmark data not at {SHARED_DATA}")
 
 
@@ -161,6 +181,12 @@ def test_probe_then_pt2_star_and_pt2_plus_through_the_cli(tmp_path, capsys):
     apt_params = json.loads((apt / "results.json").read_text())["trainable_params_without_head"]
     assert source["target_params"] == apt_params
     assert source["achieved_params"] == results["trainable_params_without_head"] == 2 * 6 * 384 * 6
+    # a run folder whose adapter was not kept (committed results only) sizes PT2+ the same way
+    kept = tmp_path / "apt-results-only"
+    kept.mkdir()
+    (kept / "results.json").write_bytes((apt / "results.json").read_bytes())
+    again = apply_prefix_variant(TrainArgs(task="cb", method="prefix", output=str(tmp_path / "y")), match_params=kept)
+    assert again.prefix_len == results["prefix_lengths"][0] == 6 and again.prefix_source["target_params"] == apt_params
     capsys.readouterr()
     assert main(["train", "--task", "cb", "--method", "prefix", "--prefix-len", "4", "--match-params", str(apt),
                  "--output", str(tmp_path / "x"), *quick]) == 2

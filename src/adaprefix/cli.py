@@ -51,7 +51,8 @@ def add_train_options(t: argparse.ArgumentParser, sweep: bool = False) -> None:
     t.add_argument("--prefix-plan", metavar="PLAN_JSON",
                    help="PT2*: per-layer prefix lengths from the plan.json of `adaprefix probe`")
     t.add_argument("--match-params", metavar="RUN_OR_ADAPTER_DIR",
-                   help="PT2+: the uniform prefix length whose parameter count is closest to that adapter's")
+                   help="PT2+: the uniform prefix length whose parameter count is closest to that adapter's "
+                        "(a run folder without its adapter: the count in its results.json)")
     t.add_argument("--lr", type=float, help="learning rate (default: task's; 1e-2 prefix methods, 3e-5 finetune)")
     t.add_argument("--epochs", type=int, help="epochs (default: task's)")
     t.add_argument("--batch-size", type=int, default=16, help="training batch size per process (default: 16)")

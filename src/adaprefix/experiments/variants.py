@@ -2,7 +2,8 @@
 
 * PT2* (``--prefix-plan plan.json``): per-layer lengths from a gate probe's plan.
 * PT2+ (``--match-params RUN_OR_ADAPTER_DIR``): the uniform length whose trainable parameter count (head
-  excluded) is closest to that adapter's.
+  excluded) is closest to that adapter's (or, for a run folder whose adapter was not kept, to the count its
+  results.json recorded).
 
 Usage::
 
@@ -56,14 +57,40 @@ def prefix_param_count(config: PrefixConfig, num_layers: int, hidden: int) -> in
 
 
 def adapter_param_count(run_or_adapter_dir: str | Path) -> int:
-    """Trainable parameters of a saved adapter, head excluded, rebuilt from its config."""
-    directory = resolve_adapter_dir(run_or_adapter_dir)
+    """Trainable parameters of a saved adapter, head excluded, rebuilt from its config; for a run folder whose
+    adapter was not kept (results committed without checkpoints), the count its results.json recorded."""
+    try:
+        directory = resolve_adapter_dir(run_or_adapter_dir)
+    except FileNotFoundError:
+        recorded = recorded_param_count(Path(run_or_adapter_dir))
+        if recorded is None:
+            raise
+        return recorded
     meta = read_adapter_config(directory)
     config = PrefixConfig.from_dict({**meta["prefix_config"], "prefix_len": list(meta["prefix_lengths"])})
     if not config.uses_prefix:
         raise ValueError(f"{directory}: a fine-tuning adapter has no prefix to match")
     base = meta["base_model"]
     return prefix_param_count(config, base["num_layers"], base["hidden_size"])
+
+
+def recorded_param_count(run_dir: Path) -> int | None:
+    """``trainable_params_without_head`` of a run folder's results.json, or None where it has none."""
+    results = run_dir / "results.json"
+    if not results.is_file():
+        return None
+    try:
+        doc = json.loads(results.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{results}: not a JSON results file ({err})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{results}: not a results object")
+    count = doc.get("trainable_params_without_head")
+    if doc.get("method") == "finetune":
+        raise ValueError(f"{run_dir}: a fine-tuning run has no prefix to match")
+    if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
+        raise ValueError(f"{results}: 'trainable_params_without_head' should be a positive int; got {count!r}")
+    return count
 
 
 def match_prefix_len(target: int, template: PrefixConfig, num_layers: int, hidden: int) -> tuple[int, int]:
