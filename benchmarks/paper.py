@@ -208,10 +208,7 @@ class Protocol:
         if best is None:
             return []
         seeds = seeds_for(task)
-        first = [main / f"{task}-{method}-len" / "runs" / run_name(method, {"prefix_len": best["prefix_len"]}, seeds[0])]
-        if best["prefix_len"] == 16:
-            first.append(main / f"{task}-{method}-lr" / "runs" / run_name(method, {"lr": best["lr"]}, seeds[0]))
-        candidates = [first] + [[main / f"{task}-{method}-seeds" / "runs" / run_name(method, {}, s)] for s in seeds[1:]]
+        candidates = [self.first_seed_runs(main, task, method, best, "runs")] + [[main / f"{task}-{method}-seeds" / "runs" / run_name(method, {}, s)] for s in seeds[1:]]
         runs = []
         for options in candidates:
             found = next((r for r in options if (r / "adapter").is_dir() and (r / "results.json").is_file()), None)
@@ -221,6 +218,17 @@ class Protocol:
                 print(f"[paper] {options[0]}: finished, but its adapter is not on this disk (restored results); "
                       "not probed", flush=True)
         return runs
+
+    @staticmethod
+    def first_seed_runs(main: Path, task: str, method: str, best: dict, runs: str) -> list[Path]:
+        """The first seed's run folders at the chosen point ``best`` under a main/ tree: the len stage's run at
+        the chosen length and, at length 16, the lr stage's identical run. ``runs``: the sweeps' run subfolder
+        ("runs" in a sweep's output, "" in the committed layout of --collect)."""
+        first = seeds_for(task)[0]
+        options = [main / f"{task}-{method}-len" / runs / run_name(method, {"prefix_len": best["prefix_len"]}, first)]
+        if int(best["prefix_len"]) == 16:
+            options.append(main / f"{task}-{method}-lr" / runs / run_name(method, {"lr": best["lr"]}, first))
+        return options
 
     # ------------------------------------------------------------ phases
 
@@ -345,11 +353,7 @@ class Protocol:
         best = self.main_choice(task, "apt")
         if best is None:
             return None
-        committed = Path(self.ns.results) / "main"
-        options = [committed / f"{task}-apt-len" / run_name("apt", {"prefix_len": best["prefix_len"]}, first)]
-        if int(best["prefix_len"]) == 16:
-            options.append(committed / f"{task}-apt-lr" / run_name("apt", {"lr": best["lr"]}, first))
-        for run in options:
+        for run in self.first_seed_runs(Path(self.ns.results) / "main", task, "apt", best, ""):
             plan = run.parent / f"{run.name}-probe-train" / "plan.json"  # collect's layout
             if (run / "results.json").is_file() and plan.is_file():
                 return run, plan
