@@ -77,6 +77,10 @@ def add_train_options(t: argparse.ArgumentParser, sweep: bool = False) -> None:
                    help="few-shot: choose the epoch on K per class drawn from train (disjoint from the training "
                         "draw) instead of the official dev set; the dev score at that epoch is reported")
     t.add_argument("--early-stop", type=int, metavar="N", help="stop after N epochs without a better val score")
+    t.add_argument("--eval-every-epoch", action="store_true",
+                   help="score dev and test at every epoch (full curves in metrics.jsonl); by default the splits "
+                        "that do not choose the epoch (test; dev under --shots-dev) are scored only at epochs that "
+                        "improve on the best, which gives the same best-epoch scores faster")
     t.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"],
                    help="accelerate's mixed precision: no (default), bf16 (CPU or GPU), fp16 (GPU, with gradient scaling)")
     t.add_argument("--bf16", action="store_true", help="same as --mixed-precision bf16 (slower on CPUs without native bf16)")
@@ -301,7 +305,7 @@ def train_args_from(ns: argparse.Namespace):
         eval_batch_size=ns.eval_batch_size, seed=ns.seeds[0] if sweep else ns.seed, max_length=ns.max_length,
         token_gate=False if ns.no_token_gate else None, layer_gate=False if ns.no_layer_gate else None,
         gate_pooling=ns.gate_pooling, token_gate_bias=ns.token_gate_bias, prefix_projection=ns.prefix_projection, attention_dropout=ns.attention_dropout,
-        shots=ns.shots, shots_dev=ns.shots_dev, early_stop=ns.early_stop, mixed_precision=mixed_precision(ns), resume=getattr(ns, "resume", True),
+        shots=ns.shots, shots_dev=ns.shots_dev, early_stop=ns.early_stop, eval_every_epoch=ns.eval_every_epoch, mixed_precision=mixed_precision(ns), resume=getattr(ns, "resume", True),
         limit_train=ns.limit_train, limit_eval=ns.limit_eval, progress=not ns.no_progress,
         grad_clip=ns.grad_clip, gradient_checkpointing=ns.gradient_checkpointing, custom=custom_spec(ns), metric=ns.metric, class_weights=ns.class_weights, report_to=ns.report_to,
     )

@@ -5,7 +5,8 @@ Usage::
     from adaprefix.training import TrainArgs, train
     results = train(TrainArgs(task="cb", method="apt", data_dir="../shared/data", output="runs/cb-apt"))
 
-Per epoch: train, evaluate on val (and test for NER), append to ``metrics.jsonl``, write the checkpoint
+Per epoch: train, score the split that chooses the epoch (val; under ``shots_dev`` the K-per-class selection
+split) and, when it improves (or with ``eval_every_epoch``), val and test (NER); append to ``metrics.jsonl``, write the checkpoint
 atomically (``checkpoint/``), keep the best epoch's adapter in ``adapter/`` and its per-example val predictions in
 ``val-predictions.json`` (see :func:`write_val_predictions`). ``results.json`` at the end.
 Shuffling and dropout are re-seeded from (seed, epoch) at every epoch start, so ``resume=True`` reproduces an
@@ -56,7 +57,8 @@ VAL_PREDICTIONS = "val-predictions.json"  # the best epoch's per-example val pre
 MIXED_PRECISION = ("no", "bf16", "fp16")
 # Settings a resumed run may change: they do not touch the training arithmetic. Data and base weights are
 # compared by content (digests), not by their paths.
-RESUME_MAY_DIFFER = frozenset({"output", "resume", "progress", "eval_batch_size", "data_dir", "model", "early_stop"})
+RESUME_MAY_DIFFER = frozenset({"output", "resume", "progress", "eval_batch_size", "data_dir", "model", "early_stop",
+                               "eval_every_epoch"})
 
 
 class NonFiniteLossError(RuntimeError):
@@ -86,6 +88,7 @@ class TrainArgs:
     shots: int | None = None
     shots_dev: bool = False  # few-shot: choose the epoch on K per class drawn from train (disjoint), not on val
     early_stop: int | None = None  # patience in epochs on the selection metric
+    eval_every_epoch: bool = False  # score val/test every epoch, not only when the choosing split improves
     mixed_precision: str = "no"  # no | bf16 | fp16 (accelerate's; fp16 with its gradient scaler, GPU only)
     resume: bool = False
     grad_clip: float = 1.0
@@ -592,20 +595,35 @@ def train_epoch(model, raw_model: TaskModel, data: RunData, steps: list[list[lis
     return sum(losses) / max(len(losses), 1), seen
 
 
-def evaluate_epoch(task: Task, raw_model: TaskModel, data: RunData, args: TrainArgs,
-                   accelerator: Accelerator) -> tuple[dict, list]:
-    """(scores per split, val predictions); the predictions are kept for val-predictions.json."""
-    record = {}
+def evaluate_epoch(task: Task, raw_model: TaskModel, data: RunData, args: TrainArgs, accelerator: Accelerator,
+                   selection: str, best: dict | None) -> tuple[dict, list | None, bool]:
+    """(scores per split, val predictions or None, whether the epoch beats ``best``).
+
+    The split that chooses the epoch (``select`` under --shots-dev, else ``val``) is scored every epoch; the
+    others (``val`` under --shots-dev, ``test``) only at epochs that beat the best so far, unless
+    ``args.eval_every_epoch``. The best epoch's scores are the same either way (scoring is deterministic and
+    draws no random numbers; each epoch reseeds anyway), while a few-shot run saves most of its time: scoring
+    the official dev and test sets every epoch costs far more than training on K examples per class.
+    """
+    def score(examples: list, features: list[Feature]) -> tuple[dict, list, dict]:
+        return evaluate(task, raw_model, examples, features, data.collator, args.eval_batch_size, accelerator,
+                        args.mixed_precision)
+
+    record: dict = {}
+    val_preds = None
     if data.select_features is not None:
-        record["select"] = evaluate(task, raw_model, data.select_examples, data.select_features, data.collator,
-                                    args.eval_batch_size, accelerator, args.mixed_precision)[0]
-    val_scores, val_preds, _ = evaluate(task, raw_model, data.val_examples, data.val_features, data.collator,
-                                        args.eval_batch_size, accelerator, args.mixed_precision)
-    record["val"] = val_scores
-    if data.test_features is not None:
-        record["test"] = evaluate(task, raw_model, data.test_examples, data.test_features, data.collator,
-                                  args.eval_batch_size, accelerator, args.mixed_precision)[0]
-    return record, val_preds
+        record["select"] = score(data.select_examples, data.select_features)[0]
+        chooser = "select"
+    else:
+        record["val"], val_preds, _ = score(data.val_examples, data.val_features)
+        chooser = "val"
+    improved = best is None or record[chooser][selection] > best[chooser][selection]
+    if improved or args.eval_every_epoch:
+        if "val" not in record:
+            record["val"], val_preds, _ = score(data.val_examples, data.val_features)
+        if data.test_features is not None:
+            record["test"] = score(data.test_examples, data.test_features)[0]
+    return record, val_preds, improved
 
 
 # ---------------------------------------------------------------- the run
@@ -719,17 +737,18 @@ def _train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None) -> dic
                                  optimiser, scheduler, step_per_batch, accelerator, args, epoch, show)
         train_seconds += time.time() - t_epoch
         examples_seen += seen
-        scores, val_preds = evaluate_epoch(task, raw_model, data, args, accelerator)
+        # few-shot runs (--shots-dev) choose the epoch on their own split; official splits are scored when it improves
+        scores, val_preds, improved = evaluate_epoch(task, raw_model, data, args, accelerator, selection,
+                                                     progress.best)
         record = {"epoch": epoch + 1, "train_loss": loss, "train_examples_seen": seen, **scores,
                   "lr": optimiser.param_groups[0]["lr"]}
         progress.history.append(record)
-        chooser = "select" if "select" in record else "val"  # few-shot runs choose on their own split
-        improved = progress.best is None or record[chooser][selection] > progress.best[chooser][selection]
         if improved:
             progress.best = record
         if main:
-            epochs_bar.set_postfix({f"val_{selection}": f"{record['val'][selection]:.4f}",
-                                    "best": f"{progress.best['val'][selection]:.4f}"})
+            chooser = "select" if "select" in record else "val"
+            epochs_bar.set_postfix({f"{chooser}_{selection}": f"{record[chooser][selection]:.4f}",
+                                    "best val": f"{progress.best['val'][selection]:.4f}"})
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             if improved:  # before the checkpoint: a crash in between redoes this epoch and rewrites both

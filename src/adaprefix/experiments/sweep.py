@@ -152,7 +152,8 @@ def _objective(spec: SweepSpec):
             def report(epoch: int, record: dict, index: int = index, seed: int = seed) -> None:
                 if not spec.prune:
                     return
-                trial.report(record["val"][selection], index * epochs + epoch)
+                # few-shot runs score the official dev set only when their own split improves: report that split
+                trial.report(record["select" if "select" in record else "val"][selection], index * epochs + epoch)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after epoch {epoch} of seed {seed}")
 
