@@ -15,9 +15,11 @@ RESULTS is the collected results folder (default: benchmarks/results, laid out a
   a least-squares ratio through the origin over the tasks where the method was measured (the overall ratio over
   per-task means where the method has none);
 * few-shot runs, unless measured: seconds per token-epoch x mean tokens x epochs x (K-shot train examples +
-  EVAL_WEIGHT x examples scored each epoch: dev, the K-shot selection split, and test for NER), dev records
-  assumed as long as train's; a rough estimate (the ratio was fitted on runs whose evaluation it already absorbs,
-  and the per-run start-up is ignored);
+  EVAL_WEIGHT x (the K-shot selection split + f x dev and, for NER, test)), dev records assumed as long as
+  train's; f is the measured share of epochs at which committed few-shot runs scored dev and test (since
+  ``--eval-every-epoch`` became opt-in they are scored only when the selection split improves; 1 before any such
+  run is committed); a rough estimate (the ratio was fitted on runs whose evaluation it already absorbs, and the
+  per-run start-up is ignored);
 * per phase and task: runs the protocol makes, runs present, remaining (never below 0 per sweep) and their
   single-thread hours; totals per phase, the grand total, and wall-clock hours at ``--streams`` parallel runs
   (total / streams: the measured ``wall_s`` are per-run times of one single-threaded stream).
@@ -150,6 +152,7 @@ class RunRecord:
     wall_s: float
     shots: int | None
     copied: bool  # a copy of a run trained in another sweep
+    official_scored: float | None = None  # few-shot runs scoring dev/test lazily: share of epochs that scored them
 
 
 def is_copy(doc: dict, sweep: str) -> bool:
@@ -166,8 +169,11 @@ def read_run(path: Path) -> RunRecord:
     doc = json.loads(path.read_text(encoding="utf-8"))
     sweep, phase = path.parent.parent.name, path.parent.parent.parent.name
     args = doc.get("train_args") or {}
+    epochs = doc.get("epochs") or []
+    lazy = args.get("shots_dev") and args.get("eval_every_epoch") is False  # the key exists since lazy scoring
+    scored = sum("val" in e for e in epochs) / len(epochs) if lazy and epochs else None
     return RunRecord(phase, sweep, doc["task"], doc["method"], float(doc["wall_s"]), args.get("shots"),
-                     is_copy(doc, sweep))
+                     is_copy(doc, sweep), scored)
 
 
 def read_runs(root: Path) -> list[RunRecord]:
@@ -210,6 +216,12 @@ def measured_few_shot_seconds(runs: Iterable[RunRecord]) -> dict[tuple[str, str,
         if r.shots is not None and not r.copied:
             groups[(r.task, r.method, int(r.shots))].append(r.wall_s)
     return {key: _mean(v) for key, v in groups.items()}
+
+
+def measured_scored_share(runs: Iterable[RunRecord]) -> tuple[float, int]:
+    """(mean share of epochs at which lazily scoring few-shot runs scored dev/test, runs); (1.0, 0) without any."""
+    shares = [r.official_scored for r in runs if r.official_scored is not None and not r.copied]
+    return (_mean(shares), len(shares)) if shares else (1.0, 0)
 
 
 # ---------------------------------------------------------------- seconds per run: measured or scaled
@@ -260,15 +272,17 @@ def ratio_for(method: str, rates: Rates) -> float | None:
 
 
 def few_shot_seconds(stats: TaskStats, method: str, shots: int, rates: Rates,
-                     measured_few: dict[tuple[str, str, int], float]) -> tuple[float | None, str]:
-    """Seconds one K-shot run takes: measured, or ratio x mean tokens x epochs x (draw + EVAL_WEIGHT x scored)."""
+                     measured_few: dict[tuple[str, str, int], float],
+                     scored_share: float = 1.0) -> tuple[float | None, str]:
+    """Seconds one K-shot run takes: measured, or ratio x mean tokens x epochs x (draw + EVAL_WEIGHT x scored),
+    where dev/test count at ``scored_share`` of the epochs (the selection split at every one)."""
     if (stats.task, method, shots) in measured_few:
         return measured_few[(stats.task, method, shots)], "measured"
     ratio = ratio_for(method, rates)
     if ratio is None:
         return None, "unknown"
     train, select = stats.few_shot.get(shots, [0, 0])
-    examples = train + EVAL_WEIGHT * (stats.eval_examples + select)
+    examples = train + EVAL_WEIGHT * (scored_share * stats.eval_examples + select)
     return ratio * token_epochs(examples, stats.mean_tokens, stats.epochs), "est. few-shot formula"
 
 
@@ -376,10 +390,10 @@ def count_present(runs: Iterable[RunRecord], sweeps: list[Sweep]) -> list[Sweep]
 
 
 def sweep_cost(sweep: Sweep, stats: dict[str, TaskStats], measured, rates: Rates, measured_few,
-               work: dict[str, float]) -> tuple[float | None, str]:
+               work: dict[str, float], scored_share: float = 1.0) -> tuple[float | None, str]:
     """Seconds per run of ``sweep`` and how they are known."""
     if sweep.shots is not None:
-        return few_shot_seconds(stats[sweep.task], sweep.method, sweep.shots, rates, measured_few)
+        return few_shot_seconds(stats[sweep.task], sweep.method, sweep.shots, rates, measured_few, scored_share)
     return run_seconds(sweep.task, sweep.method, measured, rates, work)
 
 
@@ -442,9 +456,13 @@ def tasks_markdown(stats: dict[str, TaskStats], measured, task_means, rates: Rat
     return "\n".join(out) + "\n"
 
 
-def fewshot_markdown(stats: dict[str, TaskStats]) -> str:
+def fewshot_markdown(stats: dict[str, TaskStats], scored: tuple[float, int] = (1.0, 0)) -> str:
+    share, runs = scored
+    basis = (f"the mean over {runs} committed few-shot runs that score dev/test only when the selection split "
+             "improves" if runs else "none of the committed few-shot runs scores lazily yet")
     lines = ["Few-shot runs (unless measured): seconds per token-epoch x mean tokens x epochs x (K-shot draw + "
-             f"{EVAL_WEIGHT:.2f} x (dev [+ test for NER] + K-shot selection split)), per run; sizes used:\n"]
+             f"{EVAL_WEIGHT:.2f} x (K-shot selection split + {share:.2f} x (dev [+ test for NER]))), per run; "
+             f"{share:.2f} = share of epochs that score dev/test ({basis}); sizes used:\n"]
     for t, st in stats.items():
         if st.few_shot:
             sizes = ", ".join(f"K={k}: {a} train + {b} select" for k, (a, b) in st.few_shot.items())
@@ -498,15 +516,16 @@ def main(argv: list[str] | None = None) -> int:
     runs = read_runs(Path(ns.results))
     measured, task_means = measured_seconds(runs), measured_task_seconds(runs)
     measured_few = measured_few_shot_seconds(runs)
+    scored = measured_scored_share(runs)
     rates = fit_rates(measured, task_means, work)
     sweeps = count_present(runs, protocol_sweeps(Path(ns.results)))
-    costs = {(s.phase, s.name): sweep_cost(s, stats, measured, rates, measured_few, work) for s in sweeps}
+    costs = {(s.phase, s.name): sweep_cost(s, stats, measured, rates, measured_few, work, scored[0]) for s in sweeps}
     rows = phase_rows(sweeps, costs)
     totals = phase_totals(rows)
     print(f"# Remaining cost of the paper protocol\n\nresults: {ns.results}; model {ns.model}; "
           f"{len(runs)} results.json read; token counts from at most {ns.sample} train records per task (seed 0).\n")
     print(tasks_markdown(stats, measured, task_means, rates, work))
-    print(fewshot_markdown(stats))
+    print(fewshot_markdown(stats, scored))
     print(phases_markdown(rows, totals, ns.streams))
     main_dir = Path(ns.results) / "main"
     unknown = [t for t in paper.ABLATION_TASKS if _paper_tables().pt2_lr_differs(main_dir, t) is None]
@@ -518,6 +537,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = {"tasks": {t: {**asdict(st), "token_epochs": st.token_epochs} for t, st in stats.items()},
                "measured": {f"{t}/{m}": {"seconds": s, "runs": n} for (t, m), (s, n) in measured.items()},
                "rates": asdict(rates),
+               "few_shot_scored_share": {"share": scored[0], "runs": scored[1]},
                "sweeps": [{**asdict(s), "remaining": s.remaining, "seconds_per_run": costs[(s.phase, s.name)][0],
                            "basis": costs[(s.phase, s.name)][1]} for s in sweeps],
                "phases": rows, "totals": totals, "streams": ns.streams,

@@ -241,6 +241,37 @@ def test_few_shot_estimate():
     assert pc.few_shot_seconds(stats, "apt", 16, rates, {("cb", "apt", 16): 42.0}) == (42.0, "measured")
 
 
+def test_few_shot_estimate_counts_dev_at_the_measured_share_of_epochs(tmp_path: Path):
+    """Few-shot runs that score dev/test lazily: the share of their epochs with a dev score (an eval_every_epoch
+    run and a run from before lazy scoring do not count), and the estimate with dev/test at that share."""
+    root = tmp_path / "results"
+
+    def few(run: str, scored: list[bool], **args) -> None:
+        folder = root / "fewshot" / "rte-k16-apt" / run
+        folder.mkdir(parents=True)
+        epochs = [{"epoch": i + 1, "select": {}, **({"val": {}} if s else {})} for i, s in enumerate(scored)]
+        doc = {"task": "rte", "method": "apt", "wall_s": 10.0, "epochs": epochs,
+               "train_args": {"shots": 16, "shots_dev": True, **args}}
+        (folder / "results.json").write_text(json.dumps(doc))
+
+    few("apt-s11", [True, True, False, False], eval_every_epoch=False)  # 2 of 4
+    few("apt-s12", [True, False, False, False, False], eval_every_epoch=False)  # 1 of 5
+    few("apt-s13", [True, True, True])  # before lazy scoring (no key): every epoch, not counted
+    few("apt-s14", [True, True], eval_every_epoch=True)
+    runs = pc.read_runs(root)
+    assert [r.official_scored for r in runs] == [pytest.approx(0.5), pytest.approx(0.2), None, None]
+    share, counted = pc.measured_scored_share(runs)
+    assert (share, counted) == (pytest.approx(0.35), 2)
+    assert pc.measured_scored_share([]) == (1.0, 0)
+
+    rates = pc.Rates({"apt": 0.01}, {"apt": ["cb"]}, 0.02, ["cb"])
+    stats = pc.TaskStats("cb", 250, 50.0, 20, eval_examples=56, few_shot={16: [39, 39]})
+    # 0.01 * 50 * 20 * (39 + (0.35 * 56 + 39) / 3) = 10 * (39 + 58.6 / 3)
+    seconds, _ = pc.few_shot_seconds(stats, "apt", 16, rates, {}, scored_share=share)
+    assert seconds == pytest.approx(10 * (39 + 58.6 / 3))
+    assert "0.35 x (dev" in pc.fewshot_markdown({"cb": stats}, (share, counted))
+
+
 def test_few_shot_sizes():
     records = ([PairExample(i, "a", "b", "x") for i in range(40)] + [PairExample(i, "a", "b", "y") for i in range(20)]
                + [PairExample(i, "a", "b", "z") for i in range(5)])
