@@ -650,7 +650,7 @@ def train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None = None) 
 def _train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None) -> dict:
     task = resolve_task(args)
     args = args.resolved(task)
-    origin = provenance()  # the code as it was when the run started
+    origin = provenance()  # the code this process loaded
     run_dir = Path(args.output)
     accelerator = make_accelerator(args, run_dir)
     main = accelerator.is_main_process
@@ -825,23 +825,35 @@ def run_results(args: TrainArgs, task: Task, model: TaskModel, data: RunData, pr
     }
 
 
-def provenance() -> dict:
-    """Where a result came from: adaprefix's git commit (when run from a checkout), versions, machine."""
-    import platform
+def _checkout_commit() -> str | None:
+    """The git commit of the checkout this package was imported from ("+uncommitted" when its files differ from
+    it), or None outside a checkout."""
     import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=5).stdout.strip() or None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", str(here)], cwd=here, capture_output=True,
+                               text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + "+uncommitted" if commit and dirty else commit
+
+
+# Read once, when the code is loaded: a long sweep process keeps running the code it imported even if its checkout
+# moves to another commit meanwhile, so asking git at each run's start would name code that is not running.
+_LOADED_COMMIT = _checkout_commit()
+
+
+def provenance() -> dict:
+    """Where a result came from: adaprefix's git commit (of the code loaded, when run from a checkout), versions,
+    machine."""
+    import platform
 
     import transformers
 
-    here = Path(__file__).resolve().parent
-    commit = None
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5).stdout.strip() or None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", str(here)], cwd=here, capture_output=True, text=True, timeout=5).stdout.strip()
-        if commit and dirty:
-            commit += "+uncommitted"
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {"adaprefix_commit": commit, "adaprefix_version": __version__, "torch": torch.__version__,
+    return {"adaprefix_commit": _LOADED_COMMIT, "adaprefix_version": __version__, "torch": torch.__version__,
             "transformers": transformers.__version__, "machine": platform.machine(), "processor": platform.processor(),
             "cpus": os.cpu_count(), **_cpu_info(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
