@@ -339,12 +339,18 @@ def prediction_task(doc: dict) -> Task:
     return get_task(doc["task"])
 
 
+def choosing_split(record: dict) -> str:
+    """The split whose score chose (or would choose) this epoch: few-shot runs under --shots-dev choose on their
+    own ``select`` split, every other run on ``val``."""
+    return "select" if "select" in record else "val"
+
+
 def write_val_predictions(run_dir: Path, task: Task, examples: list, preds: list, record: dict,
                           selection: str) -> None:
     """``val-predictions.json``: the epoch of ``record`` (the best so far), its val scores and one entry per val
     example in split order. Written whenever the best epoch improves, so a resumed run keeps the best one's."""
     doc = {"task": task.name, "epoch": record["epoch"], "split": "val", "selection_metric": f"val.{selection}",
-           "selected_on": "select" if "select" in record else "val", "scores": record["val"]}
+           "selected_on": choosing_split(record), "scores": record["val"]}
     if task.family == "custom":  # the scorer is rebuilt from these, without the data files
         doc.update(custom_task=task.spec.to_dict(), labels=list(task.labels))
     doc["examples"] = prediction_entries(examples, preds)
@@ -613,10 +619,9 @@ def evaluate_epoch(task: Task, raw_model: TaskModel, data: RunData, args: TrainA
     val_preds = None
     if data.select_features is not None:
         record["select"] = score(data.select_examples, data.select_features)[0]
-        chooser = "select"
     else:
         record["val"], val_preds, _ = score(data.val_examples, data.val_features)
-        chooser = "val"
+    chooser = choosing_split(record)
     improved = best is None or record[chooser][selection] > best[chooser][selection]
     if improved or args.eval_every_epoch:
         if "val" not in record:
@@ -746,7 +751,7 @@ def _train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None) -> dic
         if improved:
             progress.best = record
         if main:
-            chooser = "select" if "select" in record else "val"
+            chooser = choosing_split(record)
             epochs_bar.set_postfix({f"{chooser}_{selection}": f"{record[chooser][selection]:.4f}",
                                     "best val": f"{progress.best['val'][selection]:.4f}"})
             with open(run_dir / "metrics.jsonl", "a") as f:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..tasks import get_task
 from ..fileio import RunBusyError, exclusive_run
-from ..training import TrainArgs, train
+from ..training import TrainArgs, choosing_split, train
 from .report import write_report
 
 # Grid keys and how their values read; method and seed have their own options.
@@ -153,7 +153,7 @@ def _objective(spec: SweepSpec):
                 if not spec.prune:
                     return
                 # few-shot runs score the official dev set only when their own split improves: report that split
-                trial.report(record["select" if "select" in record else "val"][selection], index * epochs + epoch)
+                trial.report(record[choosing_split(record)][selection], index * epochs + epoch)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after epoch {epoch} of seed {seed}")
 
