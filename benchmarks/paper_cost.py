@@ -9,8 +9,8 @@ RESULTS is the collected results folder (default: benchmarks/results, laid out a
 * per task of ``paper.MAIN_TASKS``: training examples, mean tokens per training example (a seeded sample of at most
   ``--sample`` train records tokenised with the backbone's tokenizer, truncated at the task's default max length;
   pairs as (text_a, text_b), multiple choice summed over its rows, NER words joined with spaces), the protocol's
-  epochs (``paper.epochs_for``), token-epochs (examples x mean tokens x epochs), and the measured seconds per run: the mean ``wall_s`` of
-  every committed full-data run (no ``shots``) per method and over all methods;
+  epochs (``paper.epochs_for``), token-epochs (examples x mean tokens x epochs), and the measured seconds per run (``cost_seconds``: CPU time
+  ``cpu_s`` where a one-thread CPU run recorded it, else ``wall_s``) of every committed full-data run (no ``shots``) per method and over all methods;
 * where a (task, method) has no measured run, an estimate: token-epochs x that method's seconds per token-epoch,
   a least-squares ratio through the origin over the tasks where the method was measured (the overall ratio over
   per-task means where the method has none);
@@ -22,7 +22,7 @@ RESULTS is the collected results folder (default: benchmarks/results, laid out a
   per-run start-up is ignored);
 * per phase and task: runs the protocol makes, runs present, remaining (never below 0 per sweep) and their
   single-thread hours; totals per phase, the grand total, and wall-clock hours at ``--streams`` parallel runs
-  (total / streams: the measured ``wall_s`` are per-run times of one single-threaded stream).
+  (total / streams: the measured seconds are per-run times of one single-threaded stream).
 
 Runs copied rather than trained (the main table's length-16 run of a prefix method is the lr stage's run, copied
 into the len stage: its ``train_args.output`` names another sweep) are neither counted as present nor measured twice.
@@ -149,7 +149,7 @@ class RunRecord:
     sweep: str
     task: str
     method: str
-    wall_s: float
+    seconds: float  # cost_seconds(): the run's single-thread cost
     shots: int | None
     copied: bool  # a copy of a run trained in another sweep
     official_scored: float | None = None  # few-shot runs scoring dev/test lazily: share of epochs that scored them
@@ -164,6 +164,16 @@ def is_copy(doc: dict, sweep: str) -> bool:
     return len(parts) >= 3 and parts[-2] == "runs" and parts[-3] != sweep
 
 
+def cost_seconds(doc: dict) -> float:
+    """A run's cost in single-thread seconds: its CPU time where it ran on the CPU with one torch thread and
+    recorded it (``cpu_s``; other processes sharing the cores stretch ``wall_s`` but hardly ``cpu_s``), else
+    ``wall_s``."""
+    cpu_s = doc.get("cpu_s")
+    if cpu_s is not None and doc.get("torch_threads") == 1 and doc.get("device", "cpu") == "cpu":
+        return float(cpu_s)
+    return float(doc["wall_s"])
+
+
 def read_run(path: Path) -> RunRecord:
     """One ``<phase>/<sweep>/<run>/results.json``."""
     doc = json.loads(path.read_text(encoding="utf-8"))
@@ -172,7 +182,7 @@ def read_run(path: Path) -> RunRecord:
     epochs = doc.get("epochs") or []
     lazy = args.get("shots_dev") and args.get("eval_every_epoch") is False  # the key exists since lazy scoring
     scored = sum("val" in e for e in epochs) / len(epochs) if lazy and epochs else None
-    return RunRecord(phase, sweep, doc["task"], doc["method"], float(doc["wall_s"]), args.get("shots"),
+    return RunRecord(phase, sweep, doc["task"], doc["method"], cost_seconds(doc), args.get("shots"),
                      is_copy(doc, sweep), scored)
 
 
@@ -192,29 +202,29 @@ def _mean(values: list[float]) -> float:
 
 
 def measured_seconds(runs: Iterable[RunRecord]) -> dict[tuple[str, str], tuple[float, int]]:
-    """(task, method) -> (mean wall_s, runs) over trained full-data runs (no shots, no copies)."""
+    """(task, method) -> (mean cost_seconds, runs) over trained full-data runs (no shots, no copies)."""
     groups: dict[tuple[str, str], list[float]] = defaultdict(list)
     for r in runs:
         if r.shots is None and not r.copied:
-            groups[(r.task, r.method)].append(r.wall_s)
+            groups[(r.task, r.method)].append(r.seconds)
     return {key: (_mean(v), len(v)) for key, v in groups.items()}
 
 
 def measured_task_seconds(runs: Iterable[RunRecord]) -> dict[str, tuple[float, int]]:
-    """task -> (mean wall_s, runs) over its trained full-data runs of every method."""
+    """task -> (mean cost_seconds, runs) over its trained full-data runs of every method."""
     groups: dict[str, list[float]] = defaultdict(list)
     for r in runs:
         if r.shots is None and not r.copied:
-            groups[r.task].append(r.wall_s)
+            groups[r.task].append(r.seconds)
     return {task: (_mean(v), len(v)) for task, v in groups.items()}
 
 
 def measured_few_shot_seconds(runs: Iterable[RunRecord]) -> dict[tuple[str, str, int], float]:
-    """(task, method, K) -> mean wall_s of the trained few-shot runs."""
+    """(task, method, K) -> mean cost_seconds of the trained few-shot runs."""
     groups: dict[tuple[str, str, int], list[float]] = defaultdict(list)
     for r in runs:
         if r.shots is not None and not r.copied:
-            groups[(r.task, r.method, int(r.shots))].append(r.wall_s)
+            groups[(r.task, r.method, int(r.shots))].append(r.seconds)
     return {key: _mean(v) for key, v in groups.items()}
 
 
@@ -427,8 +437,8 @@ def _cell(seconds: float | None, how: str, n: int | None = None) -> str:
 
 def tasks_markdown(stats: dict[str, TaskStats], measured, task_means, rates: Rates, work) -> str:
     out = ["## Tasks\n",
-           "Seconds per full-data run: mean `wall_s` (runs measured); `est.` = token-epochs x the method's "
-           "seconds per token-epoch.\n",
+           "Seconds per full-data run (runs measured): the mean of `cpu_s` where a one-thread CPU run recorded it, "
+           "else `wall_s`; `est.` = token-epochs x the method's seconds per token-epoch.\n",
            "| task | train examples | mean tokens | epochs | token-epochs (M) | "
            + " | ".join(f"{LABEL[m]} s/run" for m in METHODS) + " | all s/run |",
            "|---|---:|---:|---:|---:|" + "---:|" * len(METHODS) + "---:|"]

@@ -84,8 +84,17 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, monkeypatch):
     assert main([*args, "--output", str(tmp_path / "cut")]) == 130
     assert not (tmp_path / "cut" / "results.json").exists()
     restore()
+    # the CPU time of the run's first part is carried over: mark it with a value no run here reaches
+    state_file = tmp_path / "cut" / training.CHECKPOINT / training.STATE_FILE
+    state = training.torch.load(state_file, weights_only=True)
+    assert 0 < state["cpu_s"]
+    training.torch.save({**state, "cpu_s": 1e6}, state_file)
     assert main([*args, "--output", str(tmp_path / "cut"), "--resume"]) == 0
     resumed = read_results(tmp_path / "cut")
+    threads = resumed["torch_threads"]
+    assert threads == training.torch.get_num_threads()
+    assert 1e6 < resumed["cpu_s"] < 1e6 + (threads + 1) * resumed["wall_s"]  # the resumed part: under every thread busy
+    assert 0 < full["cpu_s"] < (threads + 1) * full["wall_s"]
     assert [e["val"] for e in resumed["epochs"]] == [e["val"] for e in full["epochs"]]
     assert [e["train_loss"] for e in resumed["epochs"]] == pytest.approx([e["train_loss"] for e in full["epochs"]], abs=1e-6)
     assert (tmp_path / "full" / "adapter" / "adapter.safetensors").read_bytes() == \

@@ -269,8 +269,12 @@ def test_non_finite_loss_stops_with_the_step_named_and_keeps_the_last_checkpoint
     assert "epoch 2, step 1: the loss is nan" in err and "--lr" in err and "Traceback" not in err
     state = torch.load(run / "checkpoint" / "trainer_state.pt", weights_only=True)
     assert state["epoch"] == 0 and (run / "adapter" / "adapter.safetensors").is_file()
+    del state["cpu_s"]  # as a checkpoint written before results recorded CPU time
+    torch.save(state, run / "checkpoint" / "trainer_state.pt")
     monkeypatch.undo()
     assert main([*args, "--resume"]) == 0  # goes on from epoch 1's checkpoint
+    results = json.loads((run / "results.json").read_text())
+    assert results["best_epoch"] in (1, 2) and results["cpu_s"] is None  # unknown, not the resumed part alone
 
 
 @needs_data

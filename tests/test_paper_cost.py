@@ -141,9 +141,18 @@ def test_read_runs_marks_copies(tree: Path):
     runs = pc.read_runs(tree)
     assert len(runs) == 14
     copies = [r for r in runs if r.copied]
-    assert [(c.sweep, c.wall_s) for c in copies] == [("cb-apt-len", 300.0)]
+    assert [(c.sweep, c.seconds) for c in copies] == [("cb-apt-len", 300.0)]
     lr = [r for r in runs if r.sweep == "cb-apt-lr"]
     assert len(lr) == 3 and not any(r.copied for r in lr)  # output in its own sweep: trained there
+
+
+def test_cost_seconds_prefers_cpu_time_of_one_thread_cpu_runs():
+    doc = {"wall_s": 4500.0, "cpu_s": 2600.0, "torch_threads": 1, "device": "cpu"}
+    assert pc.cost_seconds(doc) == 2600.0  # shared cores stretched the wall clock
+    assert pc.cost_seconds({**doc, "torch_threads": 2}) == 4500.0  # CPU time sums threads: not one stream's cost
+    assert pc.cost_seconds({**doc, "device": "cuda:0"}) == 4500.0  # host time misses the GPU's work
+    assert pc.cost_seconds({**doc, "cpu_s": None}) == 4500.0  # resumed from a checkpoint without CPU time
+    assert pc.cost_seconds({"wall_s": 300.0}) == 300.0  # runs from before the field
 
 
 def test_remaining_is_expected_minus_present(tree: Path):

@@ -481,6 +481,7 @@ class Progress:
     history: list = field(default_factory=list)
     best: dict | None = None
     wall_before: float = 0.0
+    cpu_before: float | None = 0.0  # None: resumed from a checkpoint older than the CPU-time field
 
 
 def _find_checkpoint(run_dir: Path) -> Path | None:
@@ -528,16 +529,17 @@ def restore_checkpoint(run_dir: Path, identity: dict, model: TaskModel, optimise
     scheduler.load_state_dict(state["scheduler"])
     if state.get("scaler") and accelerator.scaler is not None:
         accelerator.scaler.load_state_dict(state["scaler"])
-    progress = Progress(state["epoch"] + 1, state["history"], state["best"], state["wall_s"])
+    progress = Progress(state["epoch"] + 1, state["history"], state["best"], state["wall_s"], state.get("cpu_s"))
     if early_stop and progress.start_epoch - progress.best["epoch"] >= early_stop:
         progress.start_epoch = epochs  # that run had already stopped early: only write its results
     return progress
 
 
 def write_checkpoint(run_dir: Path, model: TaskModel, optimiser, scheduler, accelerator: Accelerator,
-                     identity: dict, epoch: int, progress: Progress, wall_s: float) -> None:
+                     identity: dict, epoch: int, progress: Progress, wall_s: float, cpu_s: float | None) -> None:
     state = {"optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
              "identity": identity, "history": progress.history, "best": progress.best, "wall_s": wall_s,
+             "cpu_s": cpu_s,
              "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None}
 
     def write(d: Path) -> None:
@@ -730,7 +732,11 @@ def _train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None) -> dic
               f"(the training file has no more{' beside the training draw' if split == 'select' else ''}): {got}")
     if accelerator.log_with:
         accelerator.init_trackers(run_dir.name, config=_tracker_config(args))
-    t_start = time.time()
+    t_start, cpu_start = time.time(), time.process_time()
+
+    def cpu_so_far() -> float | None:  # this process's CPU time, every thread, added to the run's earlier parts
+        return None if progress.cpu_before is None else progress.cpu_before + time.process_time() - cpu_start
+
     examples_seen = 0
     train_seconds = 0.0
     epochs_bar = tqdm(range(progress.start_epoch, args.epochs), desc=f"{task.name} {args.method}", disable=not show)
@@ -760,7 +766,7 @@ def _train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None) -> dic
                 atomic_dir_write(run_dir / "adapter", lambda d: save_adapter(raw_model, d, extra=meta))
                 write_val_predictions(run_dir, task, data.val_examples, val_preds, record, selection)
             write_checkpoint(run_dir, raw_model, optimiser, scheduler, accelerator, identity, epoch, progress,
-                             progress.wall_before + time.time() - t_start)
+                             progress.wall_before + time.time() - t_start, cpu_so_far())
         accelerator.wait_for_everyone()
         if accelerator.log_with:
             accelerator.log(_tracker_metrics(record, raw_model), step=epoch + 1)
@@ -772,7 +778,7 @@ def _train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None) -> dic
             break
 
     results = run_results(args, task, raw_model, data, progress, accelerator,
-                          wall_s=progress.wall_before + time.time() - t_start,
+                          wall_s=progress.wall_before + time.time() - t_start, cpu_s=cpu_so_far(),
                           examples_per_s=examples_seen / train_seconds if train_seconds else None, origin=origin,
                           selection=selection, val_predictions=val_predictions_of(run_dir, progress.best["epoch"]))
     if main:
@@ -806,7 +812,7 @@ def _tracker_metrics(record: dict, model: TaskModel) -> dict:
 
 def run_results(args: TrainArgs, task: Task, model: TaskModel, data: RunData, progress: Progress,
                 accelerator: Accelerator, wall_s: float, examples_per_s: float | None, origin: dict,
-                selection: str | None = None, val_predictions: str | None = None) -> dict:
+                cpu_s: float | None = None, selection: str | None = None, val_predictions: str | None = None) -> dict:
     selection = selection or task.main_metric
     best = progress.best
     return {
@@ -825,6 +831,9 @@ def run_results(args: TrainArgs, task: Task, model: TaskModel, data: RunData, pr
         "trainable_params_without_head": model.count_trainable(include_head=False),
         "train_examples": len(data.train_examples), "truncated": data.truncated,
         "few_shot_drawn": data.few_shot_drawn, "wall_s": wall_s, "train_examples_per_s": examples_per_s,
+        # CPU seconds of this (main) process over all its threads, and torch's thread count: with one thread, cpu_s
+        # is the run's cost even when other processes shared the cores (wall_s then grows, cpu_s barely)
+        "cpu_s": cpu_s, "torch_threads": torch.get_num_threads(),
         "processes": accelerator.num_processes, "mixed_precision": args.mixed_precision,
         "device": str(accelerator.device), **origin,
     }
