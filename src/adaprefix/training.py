@@ -734,6 +734,9 @@ def _train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None) -> dic
         accelerator.init_trackers(run_dir.name, config=_tracker_config(args))
     t_start, cpu_start = time.time(), time.process_time()
 
+    def wall_so_far() -> float:  # wall time of this process's part, added to the run's earlier parts
+        return progress.wall_before + time.time() - t_start
+
     def cpu_so_far() -> float | None:  # this process's CPU time, every thread, added to the run's earlier parts
         return None if progress.cpu_before is None else progress.cpu_before + time.process_time() - cpu_start
 
@@ -766,7 +769,7 @@ def _train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None) -> dic
                 atomic_dir_write(run_dir / "adapter", lambda d: save_adapter(raw_model, d, extra=meta))
                 write_val_predictions(run_dir, task, data.val_examples, val_preds, record, selection)
             write_checkpoint(run_dir, raw_model, optimiser, scheduler, accelerator, identity, epoch, progress,
-                             progress.wall_before + time.time() - t_start, cpu_so_far())
+                             wall_so_far(), cpu_so_far())
         accelerator.wait_for_everyone()
         if accelerator.log_with:
             accelerator.log(_tracker_metrics(record, raw_model), step=epoch + 1)
@@ -778,7 +781,7 @@ def _train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None) -> dic
             break
 
     results = run_results(args, task, raw_model, data, progress, accelerator,
-                          wall_s=progress.wall_before + time.time() - t_start, cpu_s=cpu_so_far(),
+                          wall_s=wall_so_far(), cpu_s=cpu_so_far(),
                           examples_per_s=examples_seen / train_seconds if train_seconds else None, origin=origin,
                           selection=selection, val_predictions=val_predictions_of(run_dir, progress.best["epoch"]))
     if main:
