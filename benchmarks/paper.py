@@ -19,7 +19,9 @@ Phases (each a list of sweeps; every sweep resumes where it stopped, finished ru
   the APT run's probe on train), at the main table's chosen APT point; where P-tuning v2's chosen lr differs from
   APT's, PT2+ and PT2* once more at PT2's lr (``<task>-pt2-plus-pt2-lr``, ``<task>-pt2-star-pt2-lr``).
 * ``gates``: ``adaprefix probe`` (on train) of every seed's APT run at the main table's chosen point (COPA,
-  CoNLL04, RTE, CB, WSC); ``paper_tables.py`` turns them into table 5 and its figure.
+  CoNLL04, RTE, CB, WSC); ``paper_tables.py`` turns them into table 5 and its figure. A run whose adapter did not
+  survive a fresh checkout (and has no committed probe) is retrained first, same point and seed, in
+  ``gates/<task>-apt-s<seed>``; its probe then stands in for the original's (and sizes PT2+ / plans PT2*).
 * ``fewshot``: K = 16 and 32 per class on CB, RTE, WiC, COPA and CoNLL04, PT2 / APT / FT, five draws, each method
   at its main-table point (lr, and length for prefix methods; skipped until that is chosen); the epoch is chosen on
   K per class drawn from train, disjoint from the training draw (``--shots-dev``).
@@ -203,14 +205,14 @@ class Protocol:
         first, each one that holds a trained adapter: seed 11 from the len stage or, where that run is a copy
         without its adapter, the lr stage's identical run; the other seeds from the seeds stage. Seeds whose
         adapter is not on this disk (results restored from the repository) are left out with a line."""
-        main = self.out / "main"
         best = self.main_choice(task, method)
         if best is None:
             return []
-        seeds = seeds_for(task)
-        candidates = [self.first_seed_runs(main, task, method, best, "runs")] + [[main / f"{task}-{method}-seeds" / "runs" / run_name(method, {}, s)] for s in seeds[1:]]
+        candidates = self.seed_runs(self.out / "main", task, method, best, "runs")
+        if method == "apt":  # last resort: a retrained copy (the gates phase makes one where the adapter is lost)
+            candidates = {seed: [*options, self.retrained_run(task, seed)] for seed, options in candidates.items()}
         runs = []
-        for options in candidates:
+        for options in candidates.values():
             found = next((r for r in options if (r / "adapter").is_dir() and (r / "results.json").is_file()), None)
             if found is not None:
                 runs.append(found)
@@ -218,6 +220,21 @@ class Protocol:
                 print(f"[paper] {options[0]}: finished, but its adapter is not on this disk (restored results); "
                       "not probed", flush=True)
         return runs
+
+    def seed_runs(self, main: Path, task: str, method: str, best: dict, runs: str) -> dict[int, list[Path]]:
+        """Per seed, the run folders at the chosen point ``best`` under a main/ tree (see :meth:`first_seed_runs`;
+        the other seeds from the seeds stage)."""
+        seeds = seeds_for(task)
+        return {seeds[0]: self.first_seed_runs(main, task, method, best, runs),
+                **{s: [main / f"{task}-{method}-seeds" / runs / run_name(method, {}, s)] for s in seeds[1:]}}
+
+    def retrained_run(self, task: str, seed: int, committed: bool = False) -> Path:
+        """Where the gates phase retrains the main table's APT run of ``seed`` whose adapter is lost (``committed``:
+        where --collect puts that run under --results)."""
+        sweep = retrained_sweep(task, seed)
+        if committed:
+            return Path(self.ns.results) / "gates" / sweep / run_name("apt", {}, seed)
+        return self.out / "gates" / sweep / "runs" / run_name("apt", {}, seed)
 
     @staticmethod
     def first_seed_runs(main: Path, task: str, method: str, best: dict, runs: str) -> list[Path]:
@@ -345,7 +362,8 @@ class Protocol:
     def first_apt_sizes(self, task: str) -> tuple[Path, Path] | None:
         """(run folder, probe plan) of the main table's first-seed APT run at its chosen point, which size PT2+
         (its parameter count) and plan PT2* (its probe on train). Its adapter on this disk: probed here. Else
-        (a fresh checkout) the committed run, whose results.json records the count, and its committed probe."""
+        (a fresh checkout) the committed run, whose results.json records the count, and its committed probe (or
+        the gates phase's retrained copy and its probe)."""
         first = seeds_for(task)[0]
         live = [r for r in self.chosen_runs(task, "apt") if r.name.endswith(f"-s{first}")]
         if live:
@@ -353,7 +371,8 @@ class Protocol:
         best = self.main_choice(task, "apt")
         if best is None:
             return None
-        for run in self.first_seed_runs(Path(self.ns.results) / "main", task, "apt", best, ""):
+        committed = self.first_seed_runs(Path(self.ns.results) / "main", task, "apt", best, "")
+        for run in [*committed, self.retrained_run(task, first, committed=True)]:
             plan = run.parent / f"{run.name}-probe-train" / "plan.json"  # collect's layout
             if (run / "results.json").is_file() and plan.is_file():
                 return run, plan
@@ -370,6 +389,23 @@ class Protocol:
         """Probe every seed's APT run at the main table's chosen point on train (the gate table and figure show
         the spread over seeds; seed 11's probe is also PT2*'s plan)."""
         for task in [t for t in GATE_TASKS if t in tasks]:
+            best, point = self.main_choice(task, "apt"), self.main_point(task, "apt")
+            if best is None:
+                print(f"[paper] gates/{task}: the main table's APT point is not there yet; skipped", flush=True)
+                continue
+            # a fresh checkout keeps the runs' results, not their adapters: retrain (runs are deterministic) each
+            # finished seed that has neither an adapter here nor a committed probe, in a sweep of its own
+            live = self.seed_runs(self.out / "main", task, "apt", best, "runs")
+            committed = self.seed_runs(Path(self.ns.results) / "main", task, "apt", best, "")
+            for seed, options in live.items():
+                finished = any((r / "results.json").is_file() for r in options + committed[seed])
+                has_adapter = any((r / "adapter").is_dir() for r in options)
+                probed = any((r.parent / f"{r.name}-probe-train" / "gates.json").is_file()  # collect's layout
+                             for r in [*committed[seed], self.retrained_run(task, seed, committed=True)])
+                if finished and not has_adapter and not probed:
+                    print(f"[paper] gates/{task}: seed {seed}'s adapter is not on this disk; retrained to probe it",
+                          flush=True)
+                    self.sweep("gates", retrained_sweep(task, seed), task, "apt", [], [seed], point)
             for run in self.chosen_runs(task, "apt"):
                 print(f"[paper] gates/{task}: probe {run}", flush=True)
                 self.probe(run, "train")
@@ -395,6 +431,12 @@ class Protocol:
                 subprocess.run([*ADAPREFIX, "report", str(dest), "--output", str(target / phase / name),
                                 "--title", f"{phase}: {name}"], check=True, stdout=subprocess.DEVNULL)
         print(f"[paper] collected into {target}", flush=True)
+
+
+def retrained_sweep(task: str, seed: int) -> str:
+    """The gates phase's sweep that retrains ``task``'s main-table APT run of ``seed`` (one sweep per seed: a
+    sweep's seeds are part of its identity, and later sessions may miss other seeds)."""
+    return f"{task}-apt-s{seed}"
 
 
 def copy_run_files(src: Path, dest: Path) -> None:

@@ -29,7 +29,7 @@ Runs copied rather than trained (the main table's length-16 run of a prefix meth
 into the len stage: its ``train_args.output`` names another sweep) are neither counted as present nor measured twice.
 The ablations' extra arms (PT2+ and PT2* at P-tuning v2's own lr) are counted where the committed main table shows
 PT2's and APT's chosen lrs differ, and named as not yet known where either lr stage is incomplete. The gates phase
-(probes of finished runs, no training) is not counted.
+(probes of finished runs; it trains only to replace an adapter a fresh checkout lost) is not counted.
 """
 
 from __future__ import annotations
@@ -501,7 +501,7 @@ def phases_markdown(rows: dict[str, dict], totals: dict[str, dict], streams: int
     out.append(f"| **all** | {remaining} | {hours:.1f} | {hours / streams:.1f} |")
     out.append(f"\nGrand total: {remaining} runs, {hours:.1f} single-thread hours ({hours / 24:.1f} days), "
                f"{hours / streams:.1f} wall-clock hours ({hours / streams / 24:.1f} days) at {streams} parallel "
-               "streams. The gates phase (probes, no training) is not counted.")
+               "streams. The gates phase (probes; retraining only where a checkout lost an adapter) is not counted.")
     return "\n".join(out) + "\n"
 
 

@@ -24,7 +24,8 @@ test = the test score at that epoch (NER: CoNLL03, CoNLL04, OntoNotes).
 4. Few-shot: per task and K, FT / PT2 / APT mean ± std over draws (dev score at the epoch chosen on the select
    split).
 5. Gates (``paper_gates.py``): per task, each layer's share of APT's gate weight from the probes of the main
-   table's APT runs, mean ± sd over seeds, with a figure.
+   table's APT runs (or of their retrained copies under gates/, said in a note), mean ± sd over seeds, with a
+   figure.
 
 Figures (``--figures DIR``, default the folder of ``--output``; none without either): paper-main.png and
 paper-ablations.png (``paper_plots.py``: every seed as a dot beside its cell's mean ± sd) and paper-gates.png.
@@ -1033,13 +1034,39 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
                                                    if few["rows"] else None))
     if "gates" in tables:
         apt_runs = {t: main["cells"][t]["apt"]["_runs"] for t in main["tasks"] if main["cells"][t]["apt"]}
+        apt_runs, retrained_notes = gate_runs(root, apt_runs)
         doc["gates"] = paper_gates.gates_table(apt_runs)
+        doc["gates"]["notes"] += retrained_notes
         link = figure("gates", paper_gates.plot_gates, doc["gates"]) if doc["gates"]["tasks"] else None
         parts.append(paper_gates.gates_markdown(doc["gates"], link))
     expected = expected_sweeps(root)  # reads the main table's lr stages once
     doc["missing"] = {p: v for p, v in missing_sweeps(root, expected).items() if p in tables}
     parts.append(missing_markdown(doc["missing"], expected))
     return "\n".join(parts), _jsonable(doc)
+
+
+def gate_runs(root: Path, apt_runs: dict[str, list[Run]]) -> tuple[dict[str, list[Run]], list[str]]:
+    """The main table's APT runs per task for the gate table, each run without a probe replaced by its retrained
+    copy under ``root/gates/`` (``paper.py --phase gates`` retrains a run whose adapter a fresh checkout lost)
+    where that copy has one; with a note per task naming those seeds and whether each copy's dev score matches
+    the original's (runs are deterministic on one machine and thread count; a mismatch is said, not hidden)."""
+    out, notes = {}, []
+    for task, runs in apt_runs.items():
+        out[task], swapped = [], []
+        for run in runs:
+            copy = root / "gates" / paper.retrained_sweep(task, run.seed) / paper.run_name("apt", {}, run.seed)
+            copies = load_runs(copy) if paper_gates.probe_file(run) is None else []
+            if copies and paper_gates.probe_file(copies[0]) is not None:
+                same = "same dev" if math.isclose(copies[0].dev, run.dev, abs_tol=1e-12) else \
+                    f"dev {copies[0].dev * 100:.1f}, the original's {run.dev * 100:.1f}"
+                swapped.append(f"{run.seed} ({same})")
+                out[task].append(copies[0])
+            else:
+                out[task].append(run)
+        if swapped:
+            notes.append(f"{task}: seeds {', '.join(swapped)} probed on a retrained copy (gates/), the original's "
+                         "adapter being lost")
+    return out, notes
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -306,3 +306,79 @@ def test_main_seeds_stage_copies_defaults_runs_only_at_length_16(tmp_path, monke
         seeds = out / "main" / "conll04-apt-seeds" / "runs"
         assert (seeds / "apt-s12" / "adapter").is_dir() == (length == 16)
         assert not (seeds / "apt-s13").exists()
+
+
+def committed_choice(results: Path, probed_seeds: tuple[int, ...] = ()) -> Path:
+    """Committed results (collect's layout) where CB's APT len stage chose (0.02, 16), with probes beside the
+    runs of ``probed_seeds``."""
+    main = results / "main"
+    for length in (8, 16):
+        finished(main / "cb-apt-len" / f"apt-prefix_len{length}-s11", adapter=False)
+    (main / "cb-apt-len.json").write_text(json.dumps({"chosen": {"cb/apt": {"lr": 0.02, "prefix_len": 16}}}))
+    for seed in (12, 13, 14):
+        finished(main / "cb-apt-seeds" / f"apt-s{seed}", adapter=False)
+    for seed in probed_seeds:
+        run = main / "cb-apt-len" / "apt-prefix_len16-s11" if seed == 11 else main / "cb-apt-seeds" / f"apt-s{seed}"
+        write_probe(run.parent / f"{run.name}-probe-train", [1, 1, 2, 2, 3, 3])
+    return main
+
+
+def test_gates_phase_retrains_only_finished_seeds_with_neither_adapter_nor_probe(tmp_path, capsys):
+    """Seed 11: probe committed; 12: adapter on this disk; 13: results only (retrained); 14: its retrained copy's
+    probe committed; 15: not trained yet (nothing to retrain)."""
+    out, results = tmp_path / "paper", tmp_path / "results"
+    committed_choice(results, probed_seeds=(11,))
+    s12 = finished(out / "main" / "cb-apt-seeds" / "runs" / "apt-s12", adapter=True)
+    write_probe(results / "gates" / "cb-apt-s14" / "apt-s14-probe-train", [1, 1, 1, 1, 1, 1])
+    ns = SimpleNamespace(output=str(out), data_dir="data", model="minilm", extra=[], methods=None,
+                         results=str(results), dry_run=True)
+    paper.Protocol(ns).gates(["cb"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[paper] gates/")]
+    sweeps = [line for line in lines if " sweep " in line]
+    assert len(sweeps) == 1 and "gates/cb-apt-s13: sweep --task cb --method apt --seeds 13 " in sweeps[0]
+    assert sweeps[0].endswith("--lr 0.02 --prefix-len 16")  # the main table's point
+    assert f"[paper] gates/cb: probe {s12}" in lines
+
+
+def test_a_retrained_copy_stands_in_for_a_run_without_adapter(tmp_path):
+    out, results = tmp_path / "paper", tmp_path / "results"
+    committed_choice(results)
+    ns = SimpleNamespace(output=str(out), data_dir="data", model="minilm", extra=[], methods=None,
+                         results=str(results), dry_run=True)
+    protocol = paper.Protocol(ns)
+    finished(out / "main" / "cb-apt-len" / "runs" / "apt-prefix_len16-s11", adapter=False)
+    copy = finished(out / "gates" / "cb-apt-s11" / "runs" / "apt-s11", adapter=True)
+    assert protocol.chosen_runs("cb", "apt") == [copy]
+    run, plan = protocol.first_apt_sizes("cb")  # PT2+ is sized and PT2* planned from the copy
+    assert run == copy and plan == copy / "probe-train" / "plan.json"
+
+
+def gate_run(folder: Path, seed: int, dev: float) -> "pt.Run":
+    results = {"seed": seed, "task": "cb", "method": "apt", "selection_metric": "val.accuracy",
+               "best": {"val": {"accuracy": dev}}}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(results))
+    return pt.Run(folder / "results.json", results)
+
+
+def test_gate_table_probes_a_retrained_copy_where_the_run_has_no_probe_and_says_so(tmp_path):
+    root = tmp_path / "results"
+    own = gate_run(root / "main" / "cb-apt-seeds" / "apt-s12", 12, 0.70)
+    write_probe(root / "main" / "cb-apt-seeds" / "apt-s12-probe-train", UP)
+    lost = gate_run(root / "main" / "cb-apt-seeds" / "apt-s13", 13, 0.70)
+    differs = gate_run(root / "main" / "cb-apt-seeds" / "apt-s14", 14, 0.70)
+    unprobed = gate_run(root / "main" / "cb-apt-seeds" / "apt-s15", 15, 0.70)
+    gate_run(root / "gates" / "cb-apt-s12" / "apt-s12", 12, 0.70)  # a copy of a probed run: not used
+    write_probe(root / "gates" / "cb-apt-s12" / "apt-s12-probe-train", DOWN)
+    gate_run(root / "gates" / "cb-apt-s13" / "apt-s13", 13, 0.70)
+    write_probe(root / "gates" / "cb-apt-s13" / "apt-s13-probe-train", DOWN)
+    gate_run(root / "gates" / "cb-apt-s14" / "apt-s14", 14, 0.65)
+    write_probe(root / "gates" / "cb-apt-s14" / "apt-s14-probe-train", DOWN)
+    gate_run(root / "gates" / "cb-apt-s15" / "apt-s15", 15, 0.70)  # retrained, not probed yet: not used
+    runs, notes = pt.gate_runs(root, {"cb": [own, lost, differs, unprobed]})
+    assert [r.path.parent.parent.parent.name for r in runs["cb"]] == ["main", "gates", "gates", "main"]
+    assert notes == ["cb: seeds 13 (same dev), 14 (dev 65.0, the original's 70.0) probed on a retrained copy "
+                     "(gates/), the original's adapter being lost"]
+    table = gates_mod.gates_table(runs)
+    assert table["rows"]["cb"]["seeds"] == [12, 13, 14] and table["rows"]["cb"]["unprobed"] == [15]
+    assert table["rows"]["cb"]["lower_half"]["per_seed"] == pytest.approx([1 / 3, 2 / 3, 2 / 3])  # UP, DOWN, DOWN
