@@ -2,7 +2,7 @@
 
     python benchmarks/paper.py --output runs/paper [--model minilm] [--data-dir ../shared/data]
         [--phase defaults main ablations gates] [--tasks cb rte ...] [--methods prefix apt finetune]
-        [-- extra sweep flags]
+        [--train-subset multirc=2000 ...] [-- extra sweep flags]
     python benchmarks/paper.py --output runs/paper --collect benchmarks/results
 
 Phases (each a list of sweeps; every sweep resumes where it stopped, finished runs are never retrained):
@@ -59,6 +59,9 @@ METHODS = ("prefix", "apt", "finetune")
 # Epochs where the task's default is too few for the protocol's rule (the best epoch must not be the last):
 # at 20, CoNLL04's P-tuning v2 runs (seed 11, lr 1e-2 and 2e-2) peaked at epoch 19 with dev F1 still rising.
 TASK_EPOCHS = {"conll04": 40}
+# Max lengths beside the task's default (128): a MultiRC paragraph, question and answer run to ~300 tokens and more,
+# so at 128 most of the paragraph an answer needs is cut away
+TASK_MAX_LENGTH = {"multirc": 512}
 # The defaults phase: one sweep per setting, its default value listed first, at APT's length 16 (defaults: lr 1e-2)
 DEFAULTS_SWEEPS = {"attention-dropout": ["lr=1e-2", "attention_dropout=0.1,0"],
                    "gate-pooling": ["lr=1e-2", "gate_pooling=mean,cls"],
@@ -103,6 +106,13 @@ def epochs_for(task: str) -> int:
     return TASK_EPOCHS.get(task, get_task(task).default_epochs)
 
 
+def max_length_for(task: str) -> int:
+    """The max length every run of ``task`` uses in this protocol: :data:`TASK_MAX_LENGTH`, else the task's."""
+    from adaprefix.tasks import get_task
+
+    return TASK_MAX_LENGTH.get(task, get_task(task).default_max_length)
+
+
 def seeds_for(task: str) -> list[int]:
     return SEEDS_SMALL if task in SMALL_TASKS else SEEDS_LARGE
 
@@ -117,14 +127,19 @@ class Protocol:
         self.out = Path(ns.output)
         self.common = ["--data-dir", ns.data_dir, "--model", ns.model, "--no-progress", *ns.extra]
         self.methods = [m for m in METHODS if m in (getattr(ns, "methods", None) or METHODS)]
+        self.subsets: dict[str, int] = getattr(ns, "train_subset", None) or {}  # task -> N (--train-subset)
 
     def sweep(self, phase: str, name: str, task: str, methods: str, grid: list[str], seeds: list[int],
               extra: list[str] | None = None) -> Path:
         out = self.out / phase / name
         self.restore(phase, name, out)
-        epochs = [] if "--epochs" in self.common or task not in TASK_EPOCHS else ["--epochs", str(TASK_EPOCHS[task])]
+        protocol = [] if "--epochs" in self.common or task not in TASK_EPOCHS else ["--epochs", str(TASK_EPOCHS[task])]
+        if "--max-length" not in self.common and task in TASK_MAX_LENGTH:
+            protocol += ["--max-length", str(TASK_MAX_LENGTH[task])]
+        if task in self.subsets and phase != "fewshot":  # few-shot draws K from the whole file
+            protocol += ["--train-subset", str(self.subsets[task])]
         cmd = [*ADAPREFIX, "sweep", "--task", task, "--method", methods, "--seeds", csv(seeds), "--output", str(out),
-               *(["--grid", *grid] if grid else []), *self.common, *epochs, *(extra or [])]
+               *(["--grid", *grid] if grid else []), *self.common, *protocol, *(extra or [])]
         print(f"[paper] {phase}/{name}: {' '.join(cmd[3:])}", flush=True)
         if not self.ns.dry_run:
             subprocess.run(cmd, check=True)
@@ -433,6 +448,21 @@ class Protocol:
         print(f"[paper] collected into {target}", flush=True)
 
 
+def parse_subsets(items: list[str], error=None) -> dict[str, int]:
+    """``["multirc=2000", ...]`` as ``{"multirc": 2000}`` (--train-subset); a malformed item or unknown task goes to
+    ``error`` (argparse's, which exits) or raises ValueError."""
+    out = {}
+    for item in items:
+        task, _, size = item.partition("=")
+        if task not in MAIN_TASKS or not size.isdigit() or int(size) < 1:
+            message = f"--train-subset {item!r}: expected TASK=N with TASK one of {', '.join(MAIN_TASKS)} and N >= 1"
+            if error is None:
+                raise ValueError(message)
+            error(message)
+        out[task] = int(size)
+    return out
+
+
 def retrained_sweep(task: str, seed: int) -> str:
     """The gates phase's sweep that retrains ``task``'s main-table APT run of ``seed`` (one sweep per seed: a
     sweep's seeds are part of its identity, and later sessions may miss other seeds)."""
@@ -459,10 +489,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--collect", metavar="DIR", help="copy results.json files and rebuild tables in DIR, then stop")
     p.add_argument("--results", default=str(Path(__file__).resolve().parent / "results"),
                    help="committed results of earlier sessions, put back before each sweep (default: benchmarks/results)")
+    p.add_argument("--train-subset", nargs="+", default=[], metavar="TASK=N",
+                   help="train TASK's full-data runs (not few-shot) on a fixed random N of its training records, the "
+                        "same for every run: a stated subset where the budget cannot take the whole task, e.g. "
+                        "multirc=2000 ontonotes=10000 on a CPU (the tables mark such rows)")
     p.add_argument("--dry-run", action="store_true", help="print the sweeps without running them")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="after --: flags passed to every sweep (e.g. -- --epochs 10)")
     ns = p.parse_args(argv)
     ns.extra = [x for x in ns.extra if x != "--"]
+    ns.train_subset = parse_subsets(ns.train_subset, p.error)
     protocol = Protocol(ns)
     if ns.collect:
         protocol.collect(Path(ns.collect))

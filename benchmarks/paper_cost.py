@@ -1,7 +1,7 @@
 """How much CPU time the rest of the paper protocol (``benchmarks/paper.py``) needs, measured from the committed runs.
 
     python benchmarks/paper_cost.py [RESULTS] [--data-dir ../shared/data] [--model minilm] [--sample 1500]
-        [--streams 2] [--json cost.json]
+        [--streams 2] [--json cost.json] [--train-subset multirc=2000 ...]
 
 RESULTS is the collected results folder (default: benchmarks/results, laid out as
 ``<phase>/<sweep>/<run>/results.json``). The report (markdown, on stdout) has:
@@ -9,7 +9,8 @@ RESULTS is the collected results folder (default: benchmarks/results, laid out a
 * per task of ``paper.MAIN_TASKS``: training examples, mean tokens per training example (a seeded sample of at most
   ``--sample`` train records tokenised with the backbone's tokenizer, truncated at the task's default max length;
   pairs as (text_a, text_b), multiple choice summed over its rows, NER words joined with spaces), the protocol's
-  epochs (``paper.epochs_for``), token-epochs (examples x mean tokens x epochs), and the measured seconds per run
+  epochs (``paper.epochs_for``), token-epochs (examples x mean tokens x epochs; under ``--train-subset TASK=N``,
+  (N + EVAL_WEIGHT x the examples scored per epoch) x mean tokens x epochs), and the measured seconds per run
   (``cost_seconds``: CPU time ``cpu_s`` where a one-thread CPU run recorded it, else ``wall_s``) of every committed
   full-data run (no ``shots``) per method and over all methods;
 * where a (task, method) has no measured run, an estimate: token-epochs x that method's seconds per token-epoch,
@@ -111,10 +112,16 @@ class TaskStats:
     epochs: int
     eval_examples: int  # scored every epoch: dev, and test for NER
     few_shot: dict  # K -> [train draw, selection split]
+    subset: int | None = None  # full-data runs train on this many records (paper.py --train-subset)
 
     @property
     def token_epochs(self) -> float:
-        return token_epochs(self.examples, self.mean_tokens, self.epochs)
+        """Per full-data run: training examples x mean tokens x epochs. Under a subset, its size plus EVAL_WEIGHT x
+        the examples scored each epoch, which no longer stay a small share of the work (rough, as few-shot's)."""
+        if self.subset is None:
+            return token_epochs(self.examples, self.mean_tokens, self.epochs)
+        trained = min(self.subset, self.examples)
+        return token_epochs(trained + EVAL_WEIGHT * self.eval_examples, self.mean_tokens, self.epochs)
 
 
 def token_epochs(examples: float, tokens: float, epochs: float) -> float:
@@ -130,15 +137,16 @@ def load_tokenizer(model: str):
     return AutoTokenizer.from_pretrained(resolve_model(model))
 
 
-def task_stats(name: str, data_dir: str | Path, tokenizer: Tokenizer, sample: int) -> TaskStats:
+def task_stats(name: str, data_dir: str | Path, tokenizer: Tokenizer, sample: int,
+               subset: int | None = None) -> TaskStats:
     from adaprefix.tasks import get_task
 
     task = get_task(name)
     train = task.load("train", data_dir)
     scored = len(task.load("val", data_dir)) + (len(task.load("test", data_dir)) if task.family == NER_FAMILY else 0)
     few = {k: list(few_shot_sizes(train, k)) for k in paper.SHOTS} if name in paper.FEWSHOT_TASKS else {}
-    return TaskStats(name, len(train), mean_tokens(train, tokenizer, task.default_max_length, sample),
-                     paper.epochs_for(name), scored, few)
+    return TaskStats(name, len(train), mean_tokens(train, tokenizer, paper.max_length_for(name), sample),
+                     paper.epochs_for(name), scored, few, subset)
 
 
 # ---------------------------------------------------------------- committed runs
@@ -449,7 +457,8 @@ def tasks_markdown(stats: dict[str, TaskStats], measured, task_means, rates: Rat
             seconds, how = run_seconds(t, m, measured, rates, work)
             cells.append(_cell(seconds, how, measured.get((t, m), (0, None))[1]))
         overall = f"{task_means[t][0]:.0f} ({task_means[t][1]})" if t in task_means else "-"
-        out.append(f"| {t} | {st.examples} | {st.mean_tokens:.1f} | {st.epochs} | {st.token_epochs / 1e6:.3f} | "
+        examples = st.examples if st.subset is None else f"{min(st.subset, st.examples)} of {st.examples}"
+        out.append(f"| {t} | {examples} | {st.mean_tokens:.1f} | {st.epochs} | {st.token_epochs / 1e6:.3f} | "
                    + " | ".join(cells) + f" | {overall} |")
     out.append("")
     for m in METHODS:
@@ -514,7 +523,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sample", type=int, default=1500, help="train records tokenised per task (default: 1500)")
     p.add_argument("--streams", type=int, default=2, help="runs in parallel for the wall-clock hours (default: 2)")
     p.add_argument("--json", metavar="FILE", help="also write the numbers as JSON to FILE")
-    return p.parse_args(argv)
+    p.add_argument("--train-subset", nargs="+", default=[], metavar="TASK=N",
+                   help="as paper.py's: TASK's full-data runs train on N records (costed so)")
+    ns = p.parse_args(argv)
+    ns.train_subset = paper.parse_subsets(ns.train_subset, p.error)
+    return ns
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -522,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     if ns.streams < 1 or ns.sample < 1:
         raise SystemExit("--streams and --sample must be >= 1")
     tokenizer = load_tokenizer(ns.model)
-    stats = {t: task_stats(t, ns.data_dir, tokenizer, ns.sample) for t in paper.MAIN_TASKS}
+    stats = {t: task_stats(t, ns.data_dir, tokenizer, ns.sample, ns.train_subset.get(t)) for t in paper.MAIN_TASKS}
     work = {t: st.token_epochs for t, st in stats.items()}
     runs = read_runs(Path(ns.results))
     measured, task_means = measured_seconds(runs), measured_task_seconds(runs)

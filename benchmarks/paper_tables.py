@@ -659,7 +659,25 @@ def main_table(main_dir: Path, resamples: int = RESAMPLES, examples: bool = True
         comparisons[t] = paired_by_seed(apt["_runs"], pt2["_runs"], resamples, examples) if apt and pt2 else None
         classes[t] = main_per_class(cells[t])
     return {"tasks": tasks, "cells": cells, "paired": comparisons, "per_class": classes, "notes": notes,
-            "provenance": provenance(runs)}
+            "subsets": train_subsets(runs), "provenance": provenance(runs)}
+
+
+def train_subsets(runs: list[Run]) -> dict[str, str]:
+    """Per task whose runs trained on a stated subset (``--train-subset``), what that was: "2,000 of 27,243 training
+    records" (counts from the runs' results; runs that disagree are said, e.g. some on the whole file)."""
+    found: dict[str, set] = {}
+    for run in runs:
+        size = (run.results.get("train_args") or {}).get("train_subset")
+        found.setdefault(run.task, set()).add(
+            (run.results.get("train_examples"), run.results.get("train_records")) if size else None)
+    out = {}
+    for task, kinds in sorted(found.items()):
+        cuts = sorted((k for k in kinds if k is not None), key=str)
+        if not cuts:
+            continue
+        text = " / ".join(f"{n:,} of {total:,}" if total else f"{n:,}" for n, total in cuts) + " training records"
+        out[task] = text + (", other runs on the whole file" if None in kinds else "")
+    return out
 
 
 def main_per_class(cells: dict[str, dict | None]) -> dict | None:
@@ -701,8 +719,12 @@ def main_markdown(table: dict) -> str:
     for t in table["tasks"]:
         cells = table["cells"][t]
         metric = next((c["metric"] for c in cells.values() if c), "-")
-        out.append(f"| {t} | {metric} | " + " | ".join(fmt_cell(cells[m], with_test=t in NER_TASKS)
-                                                       for m in METHODS) + " |")
+        label = f"{t} (subset)" if t in table.get("subsets", {}) else t
+        out.append(f"| {label} | {metric} | " + " | ".join(fmt_cell(cells[m], with_test=t in NER_TASKS)
+                                                           for m in METHODS) + " |")
+    for t, cut in table.get("subsets", {}).items():
+        out.append(f"\n(subset) {t}: trained on a fixed random {cut} (`--train-subset`, the same draw for every run; "
+                   "dev and test whole): not comparable with a full-data row.")
     other_lines = []
     for t in table["tasks"]:
         cells = table["cells"][t]

@@ -1,11 +1,14 @@
 """Few-shot draws that cannot give K of a class: which classes came up short, on hand-made records (the run-level
-report on CB is in test_run_notices.py)."""
+report on CB is in test_run_notices.py); the fixed training subset (--train-subset)."""
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
-from adaprefix.tasks.fewshot import few_shot_dev_split, sample_few_shot, short_classes
+import pytest
+
+from adaprefix.tasks.fewshot import draw_subset, few_shot_dev_split, sample_few_shot, short_classes
 from adaprefix.tasks.records import PairExample, TokenExample
 
 
@@ -30,3 +33,17 @@ def test_no_per_class_report_for_ner_and_grouped_records():
     assert short_classes(ner, [0], 8) == {}
     multirc = [PairExample(idx=i, text_a="q", text_b="a", label="True", group="g1") for i in range(3)]
     assert short_classes(multirc, [0, 1, 2], 8) == {}
+
+
+def test_train_subset_is_one_fixed_random_draw_in_file_order():
+    train = records({"a": 30, "b": 20})
+    subset = draw_subset(train, 12)
+    positions = [train.index(e) for e in subset]
+    assert len(set(positions)) == 12 and positions == sorted(positions)  # 12 distinct records, file order kept
+    assert positions != list(range(12))  # a random draw, not the file's head (that is --limit-train)
+    random.seed(5)  # neither the global random state nor a run's seed plays a part: every run gets this draw
+    assert draw_subset(train, 12) == subset
+    assert draw_subset(train, 12, seed=1) != subset
+    assert draw_subset(train, 50) == train and draw_subset(train, 80) == train  # no more than the file holds
+    with pytest.raises(ValueError, match="--train-subset must be >= 1"):
+        draw_subset(train, 0)

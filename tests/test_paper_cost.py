@@ -325,3 +325,14 @@ def test_mean_tokens_and_sample():
     assert drawn == pc.sample_records(list(range(100)), 10, seed=0)  # seeded
     assert pc.mean_tokens(records, tok, 128, sample=2) == pytest.approx(
         sum(len(r.text_a.split()) + 2 for r in pc.sample_records(records, 2)) / 2)
+
+
+def test_a_train_subset_costs_its_records_plus_the_scoring_of_whole_dev():
+    full = pc.TaskStats("multirc", 27243, 128.0, 10, eval_examples=4848, few_shot={})
+    cut = pc.TaskStats("multirc", 27243, 128.0, 10, eval_examples=4848, few_shot={}, subset=2000)
+    assert full.token_epochs == pytest.approx(27243 * 128 * 10)
+    assert cut.token_epochs == pytest.approx((2000 + 4848 / 3) * 128 * 10)  # dev scored every epoch, at 1/3
+    assert pc.TaskStats("cb", 250, 78.0, 20, 56, {}, subset=1000).token_epochs == pytest.approx((250 + 56 / 3) * 78 * 20)
+    assert pc.parse_args(["--train-subset", "multirc=2000"]).train_subset == {"multirc": 2000}
+    with pytest.raises(SystemExit):
+        pc.parse_args(["--train-subset", "multirc"])

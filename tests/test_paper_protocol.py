@@ -249,6 +249,17 @@ def test_conll04_runs_its_protocol_epochs_unless_the_user_sets_them(tmp_path, ca
     assert paper.epochs_for("conll04") == 40 and paper.epochs_for("cb") == 20
 
 
+def test_multirc_runs_at_max_length_512_unless_the_user_sets_one(tmp_path, capsys):
+    for extra, expected in (([], "--max-length 512"), (["--max-length", "256"], "--max-length 256")):
+        ns = SimpleNamespace(output=str(tmp_path / "paper"), data_dir="data", model="minilm", extra=extra,
+                             methods=["apt"], results=str(tmp_path / "none"), dry_run=True)
+        paper.Protocol(ns).main(["multirc", "cb"])
+        lines = {line.split()[1].rstrip(":"): line for line in capsys.readouterr().out.splitlines()}
+        assert lines["main/multirc-apt-lr"].count("--max-length") == 1 and expected in lines["main/multirc-apt-lr"]
+        assert ("--max-length" in lines["main/cb-apt-lr"]) == bool(extra)  # CB keeps its default (128)
+    assert paper.max_length_for("multirc") == 512 and paper.max_length_for("cb") == 128
+
+
 def test_defaults_arms_at_every_default_copy_the_same_finished_run_and_committed_results_win(tmp_path, monkeypatch):
     out = tmp_path / "paper"
     commands = []
@@ -382,3 +393,18 @@ def test_gate_table_probes_a_retrained_copy_where_the_run_has_no_probe_and_says_
     table = gates_mod.gates_table(runs)
     assert table["rows"]["cb"]["seeds"] == [12, 13, 14] and table["rows"]["cb"]["unprobed"] == [15]
     assert table["rows"]["cb"]["lower_half"]["per_seed"] == pytest.approx([1 / 3, 2 / 3, 2 / 3])  # UP, DOWN, DOWN
+
+
+def test_train_subset_goes_to_that_tasks_full_data_sweeps_only(tmp_path, capsys):
+    ns = SimpleNamespace(output=str(tmp_path / "paper"), data_dir="data", model="minilm", extra=[], methods=["apt"],
+                         results=str(tmp_path / "none"), dry_run=True,
+                         train_subset=paper.parse_subsets(["multirc=2000"]))
+    protocol = paper.Protocol(ns)
+    protocol.main(["multirc", "cb"])
+    protocol.sweep("fewshot", "multirc-k16-apt", "multirc", "apt", [], [11], ["--shots", "16"])
+    lines = {line.split()[1].rstrip(":"): line for line in capsys.readouterr().out.splitlines()}
+    assert "--train-subset 2000" in lines["main/multirc-apt-lr"]
+    assert "--train-subset" not in lines["main/cb-apt-lr"] and "--train-subset" not in lines["fewshot/multirc-k16-apt"]
+    for bad in (["multirc"], ["multirc=0"], ["boolq=10"], ["multirc=1e3"]):
+        with pytest.raises(ValueError, match="expected TASK=N"):
+            paper.parse_subsets(bad)

@@ -456,3 +456,24 @@ def test_main_per_class(main):
     assert main["per_class"]["cb"] is None  # CB's runs here have no predictions
     assert "rte:\n\n| class | dev support | FT | PT2 | APT | APT - PT2 |" not in pt.main_markdown(main)  # no FT run
     assert "rte:\n\n| class | dev support | PT2 | APT | APT - PT2 |" in pt.main_markdown(main)
+
+
+def test_a_train_subset_row_is_marked_with_its_counts(tmp_path):
+    def subset_run(sweep: str, method: str, seed: int, size: int | None) -> None:
+        folder = write(tmp_path, "main", sweep, "multirc", method, seed, 0.6, 0.01, 16, metric="f1a",
+                       extra_args={"train_subset": size})
+        doc = json.loads((folder / "results.json").read_text())
+        doc.update(train_examples=size or 27243, train_records=27243)
+        (folder / "results.json").write_text(json.dumps(doc))
+
+    subset_run("multirc-apt-lr", "apt", 11, 2000)
+    subset_run("multirc-prefix-lr", "prefix", 11, 2000)
+    write(tmp_path, "main", "cb-apt-lr", "cb", "apt", 11, 0.7, 0.01, 16)  # a full-data task: not marked
+    table = pt.main_table(tmp_path / "main", resamples=200, examples=False)
+    assert table["subsets"] == {"multirc": "2,000 of 27,243 training records"}
+    md = pt.main_markdown(table)
+    assert "| multirc (subset) | f1a |" in md and "| cb | accuracy |" in md
+    assert "(subset) multirc: trained on a fixed random 2,000 of 27,243 training records" in md
+    subset_run("multirc-finetune-lr", "finetune", 11, None)  # one method on the whole file: said, not hidden
+    table = pt.main_table(tmp_path / "main", resamples=200, examples=False)
+    assert table["subsets"]["multirc"] == "2,000 of 27,243 training records, other runs on the whole file"

@@ -5,6 +5,7 @@ examples, counted here from the file)."""
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 from transformers import AutoTokenizer
@@ -49,3 +50,26 @@ def test_cb_neutral_comes_up_short_in_the_few_shot_selection_split(tmp_path, cap
     results = json.loads((run / "results.json").read_text())
     assert results["few_shot_short_classes"] == {"select": {"neutral": neutral - 16}}
     assert "the select draw has fewer than 16 of some classes" in capsys.readouterr().out
+
+
+@needs_data
+def test_a_train_subset_is_the_same_draw_for_every_seed_and_is_recorded(tmp_path, capsys):
+    """--train-subset 24 on CB: the records drawn with seed 0 (file order), whichever the run's seed; counted here
+    from the file: how many of them max_length 48 cuts, which the run reports for its training split."""
+    rows = cb_rows("train")
+    tok = AutoTokenizer.from_pretrained(minilm_path())
+    drawn = [rows[i] for i in sorted(random.Random(0).sample(range(len(rows)), 24))]
+    cut = sum(len(tok(r["premise"], r["hypothesis"])["input_ids"]) > 48 for r in drawn)
+    head_cut = sum(len(tok(r["premise"], r["hypothesis"])["input_ids"]) > 48 for r in rows[:24])
+    assert cut != head_cut  # the check tells the draw from the file's first 24
+    for seed in ("11", "12"):
+        run = tmp_path / f"s{seed}"
+        assert main(["train", "--task", "cb", "--train-subset", "24", "--limit-eval", "4", "--max-length", "48",
+                     "--seed", seed, "--output", str(run), *QUICK]) == 0
+        results = json.loads((run / "results.json").read_text())
+        assert (results["train_examples"], results["train_records"]) == (24, len(rows))
+        assert results["truncated"]["train"] == cut and results["train_args"]["train_subset"] == 24
+    capsys.readouterr()
+    assert main(["train", "--task", "cb", "--train-subset", "24", "--shots", "4", "--output", str(tmp_path / "x"),
+                 *QUICK]) == 2
+    assert "--train-subset draws from the whole train file; it does not combine with --shots" in capsys.readouterr().err

@@ -87,6 +87,9 @@ def add_train_options(t: argparse.ArgumentParser, sweep: bool = False) -> None:
     if not sweep:  # a sweep always resumes
         t.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     t.add_argument("--limit-train", type=int, help="use only the first N training records (quick runs)")
+    t.add_argument("--train-subset", type=int, metavar="N",
+                   help="train on a fixed random N of the training records, the same draw for every seed and method "
+                        "(a stated subset of a large task; dev and test stay whole)")
     t.add_argument("--limit-eval", type=int, help="use only the first N val/test records (quick runs)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     t.add_argument("--metric", help="selection metric (default: the task's; e.g. macro_f1)")
@@ -306,7 +309,8 @@ def train_args_from(ns: argparse.Namespace):
         token_gate=False if ns.no_token_gate else None, layer_gate=False if ns.no_layer_gate else None,
         gate_pooling=ns.gate_pooling, token_gate_bias=ns.token_gate_bias, prefix_projection=ns.prefix_projection, attention_dropout=ns.attention_dropout,
         shots=ns.shots, shots_dev=ns.shots_dev, early_stop=ns.early_stop, eval_every_epoch=ns.eval_every_epoch, mixed_precision=mixed_precision(ns), resume=getattr(ns, "resume", True),
-        limit_train=ns.limit_train, limit_eval=ns.limit_eval, progress=not ns.no_progress,
+        limit_train=ns.limit_train, limit_eval=ns.limit_eval, train_subset=ns.train_subset,
+        progress=not ns.no_progress,
         grad_clip=ns.grad_clip, gradient_checkpointing=ns.gradient_checkpointing, custom=custom_spec(ns), metric=ns.metric, class_weights=ns.class_weights, report_to=ns.report_to,
     )
     return apply_prefix_variant(args, ns.prefix_plan, ns.match_params)

@@ -1,5 +1,6 @@
-"""Few-shot sampling with a seed: K examples per class, K questions (all their answers) for MultiRC,
-K sentences for NER. Returns the sample and the indices drawn, to be recorded with the run."""
+"""Drawing training records: few-shot samples with a seed (K examples per class, K questions with all their answers
+for MultiRC, K sentences for NER; the sample and the indices drawn, recorded with the run) and a fixed random
+training subset (``--train-subset``) that every run shares."""
 
 from __future__ import annotations
 
@@ -30,6 +31,22 @@ def sample_few_shot(examples: list, shots: int, seed: int, exclude: frozenset[in
             by_label[examples[i].label].append(i)
         drawn = sorted(i for label in sorted(by_label, key=str) for i in rng.sample(by_label[label], min(shots, len(by_label[label]))))
     return [examples[i] for i in drawn], drawn
+
+
+SUBSET_SEED = 0  # one draw for every run: all seeds and methods train on the same subset
+
+
+def draw_subset(examples: list, size: int, seed: int = SUBSET_SEED) -> list:
+    """A random ``size`` of ``examples`` (all of them where there are no more), kept in file order; drawn with a
+    fixed ``seed``, not the run's, so that every seed and method trains on the same stated subset.
+
+        draw_subset(task.load("train", data_dir), 2000)  # the same 2000 records on every call
+    """
+    if size < 1:
+        raise ValueError(f"--train-subset must be >= 1, got {size}")
+    if size >= len(examples):
+        return list(examples)
+    return [examples[i] for i in sorted(random.Random(seed).sample(range(len(examples)), size))]
 
 
 def few_shot_dev_split(examples: list, drawn: list[int], shots: int, seed: int) -> tuple[list, list[int]]:
