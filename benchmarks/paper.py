@@ -2,7 +2,7 @@
 
     python benchmarks/paper.py --output runs/paper [--model minilm] [--data-dir ../shared/data]
         [--phase defaults main ablations gates] [--tasks cb rte ...] [--methods prefix apt finetune]
-        [--train-subset multirc=2000 ...] [-- extra sweep flags]
+        [--train-subset ontonotes=10000 ...] [-- extra sweep flags]
     python benchmarks/paper.py --output runs/paper --collect benchmarks/results
 
 Phases (each a list of sweeps; every sweep resumes where it stopped, finished runs are never retrained):
@@ -492,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-subset", nargs="+", default=[], metavar="TASK=N",
                    help="train TASK's full-data runs (not few-shot) on a fixed random N of its training records, the "
                         "same for every run: a stated subset where the budget cannot take the whole task, e.g. "
-                        "multirc=2000 ontonotes=10000 on a CPU (the tables mark such rows)")
+                        "ontonotes=10000 on a CPU (the tables mark such rows)")
     p.add_argument("--dry-run", action="store_true", help="print the sweeps without running them")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="after --: flags passed to every sweep (e.g. -- --epochs 10)")
     ns = p.parse_args(argv)

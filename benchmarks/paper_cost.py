@@ -1,7 +1,7 @@
 """How much CPU time the rest of the paper protocol (``benchmarks/paper.py``) needs, measured from the committed runs.
 
     python benchmarks/paper_cost.py [RESULTS] [--data-dir ../shared/data] [--model minilm] [--sample 1500]
-        [--streams 2] [--json cost.json] [--train-subset multirc=2000 ...]
+        [--streams 2] [--json cost.json] [--train-subset ontonotes=10000 ...]
 
 RESULTS is the collected results folder (default: benchmarks/results, laid out as
 ``<phase>/<sweep>/<run>/results.json``). The report (markdown, on stdout) has:
