@@ -388,7 +388,7 @@ class Protocol:
             return None
         committed = self.first_seed_runs(Path(self.ns.results) / "main", task, "apt", best, "")
         for run in [*committed, self.retrained_run(task, first, committed=True)]:
-            plan = run.parent / f"{run.name}-probe-train" / "plan.json"  # collect's layout
+            plan = collected_probe(run) / "plan.json"
             if (run / "results.json").is_file() and plan.is_file():
                 return run, plan
         return None
@@ -415,7 +415,7 @@ class Protocol:
             for seed, options in live.items():
                 finished = any((r / "results.json").is_file() for r in options + committed[seed])
                 has_adapter = any((r / "adapter").is_dir() for r in options)
-                probed = any((r.parent / f"{r.name}-probe-train" / "gates.json").is_file()  # collect's layout
+                probed = any((collected_probe(r) / "gates.json").is_file()
                              for r in [*committed[seed], self.retrained_run(task, seed, committed=True)])
                 if finished and not has_adapter and not probed:
                     print(f"[paper] gates/{task}: seed {seed}'s adapter is not on this disk; retrained to probe it",
@@ -461,6 +461,11 @@ def parse_subsets(items: list[str], error=None) -> dict[str, int]:
             error(message)
         out[task] = int(size)
     return out
+
+
+def collected_probe(run: Path, split: str = "train") -> Path:
+    """Where --collect puts the probe of a committed ``run`` (beside it: ``<run>-probe-<split>``)."""
+    return run.parent / f"{run.name}-probe-{split}"
 
 
 def retrained_sweep(task: str, seed: int) -> str:
