@@ -30,6 +30,14 @@ Phases (each a list of sweeps; every sweep resumes where it stopped, finished ru
 val-predictions.json beside it (the best epoch's per-example dev predictions, for ``benchmarks/paired.py
 --examples``), probe outputs beside them, and rebuilds DIR/<phase>/<sweep>.md with ``adaprefix report``.
 
+``--park`` keeps what a session's end would lose: run folders live in ignored ``runs/``, so a run still training
+when the session stops is gone with the checkout. Stop the streams first (a run being trained holds its folder's
+lock and is skipped), then ``--park`` copies every unfinished run whose folder (checkpoint, best adapter, log) is
+under ``--park-limit-mb`` (prefix methods: about 1 MB; full fine-tuning is far over it) to
+``--inflight DIR/<phase>/<sweep>/<run>/``; commit that folder. The next session's sweep finds the run there, puts it
+back and resumes it from its checkpoint (resumed runs are identical to uninterrupted ones: shuffling and dropout are
+reseeded per epoch). Parked copies of runs that have since finished are dropped by ``--park`` and ``--collect``.
+
 ``--methods`` restricts the ``main`` and ``fewshot`` phases to some methods (their sweeps are per method), so two
 processes can run different methods at once, e.g. ``--phase main --methods apt`` and ``--phase main --methods prefix``.
 """
@@ -68,6 +76,7 @@ DEFAULTS_SWEEPS = {"attention-dropout": ["lr=1e-2", "attention_dropout=0.1,0"],
                    "token-gate-bias": [f"lr={PREFIX_LRS}", "token_gate_bias=0,3"]}
 AT_PT2_LR = "pt2-lr"  # suffix of the PT2+ / PT2* sweeps rerun at P-tuning v2's own lr
 RUN_FILES = ("results.json", "val-predictions.json")  # what --collect keeps of a run (and restore puts back)
+PARK_LIMIT_MB = 4.0  # a parked run is committed: prefix-method runs (~1 MB) fit, fine-tuning ones (~350 MB) do not
 ADAPREFIX = [sys.executable, "-m", "adaprefix.cli"]
 
 
@@ -125,6 +134,8 @@ class Protocol:
     def __init__(self, ns: argparse.Namespace) -> None:
         self.ns = ns
         self.out = Path(ns.output)
+        # runs parked unfinished (--park), committed beside the results: benchmarks/inflight by default
+        self.inflight = Path(getattr(ns, "inflight", None) or Path(ns.results).parent / "inflight")
         self.common = ["--data-dir", ns.data_dir, "--model", ns.model, "--no-progress", *ns.extra]
         self.methods = [m for m in METHODS if m in (getattr(ns, "methods", None) or METHODS)]
         self.subsets: dict[str, int] = getattr(ns, "train_subset", None) or {}  # task -> N (--train-subset)
@@ -147,13 +158,24 @@ class Protocol:
 
     def restore(self, phase: str, name: str, out: Path) -> None:
         """Put runs finished in earlier sessions (committed under --results) back, so the sweep reads them
-        instead of training them again: run folders do not survive a fresh checkout, committed results do."""
+        instead of training them again: run folders do not survive a fresh checkout, committed results do.
+        Runs parked unfinished (--park) go back too, where this disk has no checkpoint of its own: the sweep then
+        resumes them."""
         saved = Path(self.ns.results) / phase / name
         for results in sorted(saved.glob("*/results.json")) if saved.is_dir() else []:
             run = out / "runs" / results.parent.name
             if not (run / "results.json").is_file() and not self.ns.dry_run:
                 run.mkdir(parents=True, exist_ok=True)
                 copy_run_files(results.parent, run)
+        parked = self.inflight / phase / name
+        for source in sorted(p for p in parked.iterdir() if p.is_dir()) if parked.is_dir() else []:
+            run = out / "runs" / source.name
+            if (run / "results.json").is_file() or has_checkpoint(run) or not has_checkpoint(source):
+                continue  # finished (here or committed), or this disk's own checkpoint is at least as new
+            print(f"[paper] {phase}/{name}: {source.name} resumes from its parked checkpoint "
+                  f"(epoch {parked_epoch(source)})", flush=True)
+            if not self.ns.dry_run:
+                shutil.copytree(source, run, dirs_exist_ok=True)
 
     def reuse(self, finished: Path, run: Path) -> None:
         """Give ``run`` the results, predictions and adapter of ``finished``, an identical configuration and seed
@@ -446,6 +468,51 @@ class Protocol:
                 subprocess.run([*ADAPREFIX, "report", str(dest), "--output", str(target / phase / name),
                                 "--title", f"{phase}: {name}"], check=True, stdout=subprocess.DEVNULL)
         print(f"[paper] collected into {target}", flush=True)
+        self.drop_finished_parked()
+
+    def park(self, limit_mb: float = PARK_LIMIT_MB) -> list[Path]:
+        """Copy every unfinished run with a checkpoint (and a folder under ``limit_mb``) to the in-flight folder,
+        for the next session to resume; returns the copies. A run being trained right now is skipped: its lock
+        is held, and a checkpoint copied mid-write could be torn."""
+        from adaprefix.fileio import LOCK_NAME, RunBusyError, exclusive_run
+
+        parked = []
+        for run in sorted(p.parent for p in self.out.glob("*/*/runs/*/metrics.jsonl")):
+            if (run / "results.json").is_file() or not has_checkpoint(run):
+                continue
+            label = "/".join(run.relative_to(self.out).parts[:2] + (run.name,))
+            size_mb = sum(f.stat().st_size for f in run.rglob("*") if f.is_file()) / 2**20
+            if size_mb > limit_mb:
+                print(f"[paper] park: {label} not parked ({size_mb:.0f} MB, over --park-limit-mb {limit_mb:g}); "
+                      "it restarts from epoch 1 next session", flush=True)
+                continue
+            dest = self.inflight / run.relative_to(self.out).parts[0] / run.relative_to(self.out).parts[1] / run.name
+            try:
+                with exclusive_run(run):
+                    tmp = dest.with_name(dest.name + ".tmp")
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    shutil.copytree(run, tmp, ignore=shutil.ignore_patterns(LOCK_NAME))
+                    shutil.rmtree(dest, ignore_errors=True)
+                    tmp.rename(dest)
+            except RunBusyError:
+                print(f"[paper] park: {label} is still training (its lock is held); stop it first", flush=True)
+                continue
+            print(f"[paper] park: {label} at epoch {parked_epoch(dest)} ({size_mb:.1f} MB) -> {dest}", flush=True)
+            parked.append(dest)
+        self.drop_finished_parked()
+        return parked
+
+    def drop_finished_parked(self) -> None:
+        """Parked copies whose run has finished since (here, or committed under --results) are no longer needed."""
+        for source in sorted(p for p in self.inflight.glob("*/*/*") if p.is_dir()):
+            phase, name = source.parent.parent.name, source.parent.name
+            done = [self.out / phase / name / "runs" / source.name, Path(self.ns.results) / phase / name / source.name]
+            if any((d / "results.json").is_file() for d in done):
+                print(f"[paper] {phase}/{name}/{source.name} has finished: its parked copy is dropped", flush=True)
+                shutil.rmtree(source)
+        for folder in sorted(self.inflight.glob("*/*"), reverse=True) + sorted(self.inflight.glob("*")):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
 
 def parse_subsets(items: list[str], error=None) -> dict[str, int]:
@@ -474,6 +541,20 @@ def retrained_sweep(task: str, seed: int) -> str:
     return f"{task}-apt-s{seed}"
 
 
+def has_checkpoint(run: Path) -> bool:
+    """Whether ``run`` holds a checkpoint training can resume from (the second name exists only if a crash hit the
+    checkpoint swap; training reads it too)."""
+    from adaprefix.training import CHECKPOINT, STATE_FILE
+
+    return any((run / name / STATE_FILE).is_file() for name in (CHECKPOINT, f".{CHECKPOINT}.old"))
+
+
+def parked_epoch(run: Path) -> int:
+    """The last epoch in ``run``'s log (the checkpoint's, unless a stop came between the log line and it)."""
+    lines = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").is_file() else []
+    return json.loads(lines[-1])["epoch"] if lines else 0
+
+
 def copy_run_files(src: Path, dest: Path) -> None:
     """A run's results.json and val-predictions.json (where it has one) from ``src`` into ``dest``."""
     for name in RUN_FILES:
@@ -498,6 +579,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="train TASK's full-data runs (not few-shot) on a fixed random N of its training records, the "
                         "same for every run: a stated subset where the budget cannot take the whole task, e.g. "
                         "ontonotes=10000 on a CPU (the tables mark such rows)")
+    p.add_argument("--park", action="store_true",
+                   help="copy unfinished runs (checkpoint, adapter, log) under --park-limit-mb to --inflight for the "
+                        "next session to resume, then stop; stop the streams first")
+    p.add_argument("--park-limit-mb", type=float, default=PARK_LIMIT_MB,
+                   help=f"largest run folder --park copies (default {PARK_LIMIT_MB:g}: prefix methods fit, FT does not)")
+    p.add_argument("--inflight", help="where --park puts unfinished runs and sweeps look for them (default: "
+                                      "inflight/ beside --results, i.e. benchmarks/inflight)")
     p.add_argument("--dry-run", action="store_true", help="print the sweeps without running them")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="after --: flags passed to every sweep (e.g. -- --epochs 10)")
     ns = p.parse_args(argv)
@@ -506,6 +594,9 @@ def main(argv: list[str] | None = None) -> int:
     protocol = Protocol(ns)
     if ns.collect:
         protocol.collect(Path(ns.collect))
+        return 0
+    if ns.park:
+        protocol.park(ns.park_limit_mb)
         return 0
     for phase in ns.phase:
         getattr(protocol, phase)(ns.tasks)
