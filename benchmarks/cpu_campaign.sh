@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The paper protocol (benchmarks/paper.py) on this 2-core CPU, as two background streams that span sessions.
+#
+#   benchmarks/cpu_campaign.sh start     # after `make setup`: a detached worktree of HEAD runs the streams
+#   benchmarks/cpu_campaign.sh status    # streams alive, each stream's current sweep, runs in flight and their epoch
+#   benchmarks/cpu_campaign.sh stop      # stop the streams, park unfinished prefix runs, collect, rebuild tables
+#   git add benchmarks/results benchmarks/inflight BENCHMARKS.md && git commit ...
+#
+# Each stream walks its queue below in order, one paper.py call per item, one torch thread per run (two streams
+# fill the two cores). Items already done cost seconds (a sweep reads finished runs instead of training them;
+# results committed under benchmarks/results are put back first), so every session starts again from the top.
+# `stop` ends the runs in flight: prefix-method runs are parked in benchmarks/inflight (paper.py --park) and resume
+# next session from their last epoch; a fine-tuning run in flight restarts (its checkpoint is ~350 MB), so
+# schedule those to end before the session does (`status` shows their epoch). The streams run the code of the
+# worktree made at `start` (results record that commit), so editing this checkout does not change them.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+py=${PYTHON:-$root/.venv/bin/python}
+tree=${CAMPAIGN_TREE:-$root/../campaign}   # the worktree the streams run from
+state=${CAMPAIGN_STATE:-$root/runs/campaign}       # pids and logs (ignored)
+out=${CAMPAIGN_OUT:-$root/runs/paper}              # sweeps and run folders (ignored)
+results=${CAMPAIGN_RESULTS:-$root/benchmarks/results}  # committed results; parked runs go to inflight/ beside it
+# Smoke test (tiny runs, scratch folders): CAMPAIGN_OUT=/tmp/c/out CAMPAIGN_RESULTS=/tmp/c/results CAMPAIGN_STATE=/tmp/c
+#   CAMPAIGN_TREE=/tmp/c/tree CAMPAIGN_EXTRA="--epochs 3 --limit-train 16 --limit-eval 8" benchmarks/cpu_campaign.sh start
+extra=${CAMPAIGN_EXTRA:-}                          # flags for every sweep
+data=${ADAPREFIX_DATA:-$(cd "$root/.." && pwd)/shared/data}  # the official files (not beside the worktree)
+
+# The queues. Stream A holds the fine-tuning work (not parkable), stream B the prefix methods (parkable).
+queue_A=(
+    "--phase main --tasks rte --methods finetune"
+    "--phase fewshot --tasks rte --methods finetune"
+    "--phase main --tasks conll03 --methods finetune"
+    "--phase main --tasks ontonotes --methods finetune --train-subset ontonotes=10000"
+)
+queue_B=(
+    "--phase ablations --tasks rte"
+    "--phase main --tasks conll03 --methods prefix apt"
+    "--phase main --tasks ontonotes --methods prefix apt --train-subset ontonotes=10000"
+    "--phase defaults --tasks rte"
+)
+
+stream() {  # stream NAME: run that stream's queue, item after item
+    local -n queue="queue_$1"
+    local item
+    export PYTHONPATH="$tree/src" OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HF_HUB_OFFLINE=1
+    for item in "${queue[@]}"; do
+        echo "[campaign] $(date -u +%FT%TZ) stream $1: $item"
+        # shellcheck disable=SC2086
+        "$py" "$tree/benchmarks/paper.py" --output "$out" --results "$results" --data-dir "$data" $item ${extra:+-- $extra} || \
+            echo "[campaign] stream $1: item failed (exit $?): $item"
+    done
+    echo "[campaign] $(date -u +%FT%TZ) stream $1: queue done"
+}
+
+alive() { [ -f "$state/$1.pid" ] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null; }
+
+case "${1:-}" in
+start)
+    [ -x "$py" ] || { echo "no $py: run make setup first" >&2; exit 2; }
+    for s in A B; do alive "$s" && { echo "stream $s is running already (pid $(cat "$state/$s.pid"))" >&2; exit 2; }; done
+    mkdir -p "$state"
+    git worktree remove --force "$tree" 2>/dev/null; rm -rf "$tree"
+    git worktree add --force --detach "$tree" HEAD >/dev/null 2>&1 || exit 1
+    echo "[campaign] streams run commit $(git -C "$tree" rev-parse --short HEAD) from $tree"
+    for s in A B; do
+        setsid bash "$0" _stream "$s" >>"$state/$s.log" 2>&1 < /dev/null &
+        echo $! >"$state/$s.pid"
+        echo "[campaign] stream $s: pid $(cat "$state/$s.pid"), log $state/$s.log"
+    done
+    ;;
+_stream)
+    stream "$2"
+    ;;
+status)
+    for s in A B; do
+        if alive "$s"; then echo "stream $s: running (pid $(cat "$state/$s.pid"))"; else echo "stream $s: stopped"; fi
+        grep -h '^\[campaign\]\|^\[paper\]' "$state/$s.log" 2>/dev/null | tail -n 2 | cut -c1-200 | sed 's/^/    /'
+    done
+    shopt -s nullglob
+    for log in "$out"/*/*/runs/*/metrics.jsonl; do
+        run=$(dirname "$log")
+        [ -f "$run/results.json" ] && continue
+        echo "in flight: ${run#"$out"/} at epoch $(tail -n 1 "$log" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["epoch"])')"
+    done
+    ;;
+stop)
+    for s in A B; do
+        if alive "$s"; then
+            kill -TERM -- "-$(cat "$state/$s.pid")" 2>/dev/null
+            echo "[campaign] stream $s stopped"
+        fi
+    done
+    sleep 5  # the killed runs release their folder locks
+    export PYTHONPATH="$root/src" HF_HUB_OFFLINE=1
+    "$py" benchmarks/paper.py --output "$out" --results "$results" --park
+    "$py" benchmarks/paper.py --output "$out" --results "$results" --collect "$results"
+    "$py" benchmarks/paper_tables.py "$results" --output "$results/paper-tables.md"
+    "$py" benchmarks/paper_cost.py "$results" --train-subset ontonotes=10000 | tail -n 12
+    git status --short benchmarks | head -n 30
+    ;;
+*)
+    echo "usage: $0 start | status | stop" >&2
+    exit 2
+    ;;
+esac
