@@ -26,17 +26,22 @@ results=${CAMPAIGN_RESULTS:-$root/benchmarks/results}  # committed results; park
 extra=${CAMPAIGN_EXTRA:-}                          # flags for every sweep
 data=${ADAPREFIX_DATA:-$(cd "$root/.." && pwd)/shared/data}  # the official files (not beside the worktree)
 
-# The queues. Stream A holds the fine-tuning work (not parkable), stream B the prefix methods (parkable).
+# The queues: each item's sweeps belong to one stream only (two processes in one seeds sweep would not split it:
+# a trial trains its seeds in turn, and the second process would wait on each run folder's lock). Stream A holds
+# the fine-tuning work (not parkable: schedule it to end within a session), then APT on the large tasks; stream B
+# the prefix-method work (parked at `stop`).
 queue_A=(
     "--phase main --tasks rte --methods finetune"
     "--phase fewshot --tasks rte --methods finetune"
     "--phase main --tasks conll03 --methods finetune"
+    "--phase main --tasks conll03 --methods apt"
     "--phase main --tasks ontonotes --methods finetune --train-subset ontonotes=10000"
+    "--phase main --tasks ontonotes --methods apt --train-subset ontonotes=10000"
 )
 queue_B=(
     "--phase ablations --tasks rte"
-    "--phase main --tasks conll03 --methods prefix apt"
-    "--phase main --tasks ontonotes --methods prefix apt --train-subset ontonotes=10000"
+    "--phase main --tasks conll03 --methods prefix"
+    "--phase main --tasks ontonotes --methods prefix --train-subset ontonotes=10000"
     "--phase defaults --tasks rte"
 )
 
