@@ -480,13 +480,14 @@ class Protocol:
         for run in sorted(p.parent for p in self.out.glob("*/*/runs/*/metrics.jsonl")):
             if (run / "results.json").is_file() or not has_checkpoint(run):
                 continue
-            label = "/".join(run.relative_to(self.out).parts[:2] + (run.name,))
+            phase, sweep = run.relative_to(self.out).parts[:2]
+            label = f"{phase}/{sweep}/{run.name}"
             size_mb = sum(f.stat().st_size for f in run.rglob("*") if f.is_file()) / 2**20
             if size_mb > limit_mb:
                 print(f"[paper] park: {label} not parked ({size_mb:.0f} MB, over --park-limit-mb {limit_mb:g}); "
                       "it restarts from epoch 1 next session", flush=True)
                 continue
-            dest = self.inflight / run.relative_to(self.out).parts[0] / run.relative_to(self.out).parts[1] / run.name
+            dest = self.inflight / phase / sweep / run.name
             try:
                 with exclusive_run(run):
                     tmp = dest.with_name(dest.name + ".tmp")
@@ -542,11 +543,10 @@ def retrained_sweep(task: str, seed: int) -> str:
 
 
 def has_checkpoint(run: Path) -> bool:
-    """Whether ``run`` holds a checkpoint training can resume from (the second name exists only if a crash hit the
-    checkpoint swap; training reads it too)."""
-    from adaprefix.training import CHECKPOINT, STATE_FILE
+    """Whether ``run`` holds a checkpoint that ``--resume`` continues from."""
+    from adaprefix.training import find_checkpoint
 
-    return any((run / name / STATE_FILE).is_file() for name in (CHECKPOINT, f".{CHECKPOINT}.old"))
+    return find_checkpoint(run) is not None
 
 
 def parked_epoch(run: Path) -> int:

@@ -494,7 +494,8 @@ class Progress:
     cpu_before: float | None = 0.0  # None: resumed from a checkpoint older than the CPU-time field
 
 
-def _find_checkpoint(run_dir: Path) -> Path | None:
+def find_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint folder ``--resume`` reads in ``run_dir``, or None when the run has none yet."""
     for name in (CHECKPOINT, f".{CHECKPOINT}.old"):  # the second exists only if a crash hit the swap
         path = run_dir / name
         if (path / STATE_FILE).is_file():
@@ -511,7 +512,7 @@ def run_identity(args: TrainArgs, data: RunData, model: TaskModel) -> dict:
 def restore_checkpoint(run_dir: Path, identity: dict, model: TaskModel, optimiser, scheduler,
                        accelerator: Accelerator, early_stop: int | None, epochs: int) -> Progress | None:
     """Load the run's last checkpoint into model, optimiser and scheduler; None when there is none yet."""
-    ckpt = _find_checkpoint(run_dir)
+    ckpt = find_checkpoint(run_dir)
     if ckpt is None:
         return None
     try:
