@@ -31,6 +31,8 @@ into the len stage: its ``train_args.output`` names another sweep) are neither c
 The ablations' extra arms (PT2+ and PT2* at P-tuning v2's own lr) are counted where the committed main table shows
 PT2's and APT's chosen lrs differ, and named as not yet known where either lr stage is incomplete. The gates phase
 (probes of finished runs; it trains only to replace an adapter a fresh checkout lost) is not counted.
+Runs parked by ``paper.py --park`` (``--inflight``, default ``inflight/`` beside RESULTS) resume from their last
+epoch: the share of a run each has trained is left out of its sweep's hours (not of its remaining runs).
 """
 
 from __future__ import annotations
@@ -319,6 +321,7 @@ class Sweep:
     present: int = 0
     complete_at: int | None = None  # runs the sweep's folder holds when complete, copies included (defaults)
     held: int = 0  # runs its folder holds, copies included
+    parked: float = 0.0  # run-equivalents its parked runs (paper.py --park) have trained: finished epochs / epochs
 
     @property
     def remaining(self) -> int:
@@ -405,6 +408,31 @@ def count_present(runs: Iterable[RunRecord], sweeps: list[Sweep]) -> list[Sweep]
     return sweeps
 
 
+def read_parked(inflight: Path, results: Path) -> dict[tuple[str, str], float]:
+    """(phase, sweep) -> the run-equivalents already trained by its runs parked in ``inflight``
+    (``<phase>/<sweep>/<run>/``, as ``paper.py --park`` leaves them): per run, its last logged epoch over its
+    epochs. A parked run whose results.json is in ``results`` is left out (that copy is stale)."""
+    import yaml
+
+    done: dict[tuple[str, str], float] = defaultdict(float)
+    for config in sorted(inflight.glob("*/*/*/train_config.yaml")):
+        run = config.parent
+        phase, sweep = run.parent.parent.name, run.parent.name
+        if (results / phase / sweep / run.name / "results.json").is_file():
+            continue
+        epochs = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("epochs")
+        if epochs:
+            done[(phase, sweep)] += min(1.0, paper.parked_epoch(run) / epochs)
+    return done
+
+
+def count_parked(parked: dict[tuple[str, str], float], sweeps: list[Sweep]) -> list[Sweep]:
+    """Set each sweep's ``parked`` (never above its remaining runs)."""
+    for s in sweeps:
+        s.parked = min(parked.get((s.phase, s.name), 0.0), float(s.remaining))
+    return sweeps
+
+
 # ---------------------------------------------------------------- costing and the report
 
 
@@ -417,7 +445,8 @@ def sweep_cost(sweep: Sweep, stats: dict[str, TaskStats], measured, rates: Rates
 
 
 def phase_rows(sweeps: list[Sweep], costs: dict[tuple[str, str], tuple[float | None, str]]) -> dict[str, dict]:
-    """phase -> task -> {expected, present, remaining, hours, estimated}; remaining is summed per sweep."""
+    """phase -> task -> {expected, present, remaining, hours, estimated}; remaining is summed per sweep; hours
+    leave out the share of its runs that the sweep's parked runs have trained already."""
     rows: dict[str, dict] = {p: {} for p in PHASES}
     for s in sweeps:
         seconds, how = costs[(s.phase, s.name)]
@@ -426,7 +455,7 @@ def phase_rows(sweeps: list[Sweep], costs: dict[tuple[str, str], tuple[float | N
         row["expected"] += s.expected
         row["present"] += min(s.present, s.expected)
         row["remaining"] += s.remaining
-        row["hours"] += s.remaining * (seconds or 0.0) / 3600
+        row["hours"] += (s.remaining - s.parked) * (seconds or 0.0) / 3600  # parked runs resume, not restart
         row["estimated"] |= s.remaining > 0 and how != "measured"
     return rows
 
@@ -525,6 +554,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", metavar="FILE", help="also write the numbers as JSON to FILE")
     p.add_argument("--train-subset", nargs="+", default=[], metavar="TASK=N",
                    help="as paper.py's: TASK's full-data runs train on N records (costed so)")
+    p.add_argument("--inflight", help="parked runs, whose trained epochs are credited (default: inflight/ beside "
+                   "RESULTS, as paper.py --park leaves them)")
     ns = p.parse_args(argv)
     ns.train_subset = paper.parse_subsets(ns.train_subset, p.error)
     return ns
@@ -543,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
     scored = measured_scored_share(runs)
     rates = fit_rates(measured, task_means, work)
     sweeps = count_present(runs, protocol_sweeps(Path(ns.results)))
+    inflight = Path(ns.inflight) if ns.inflight else Path(ns.results).parent / "inflight"
+    sweeps = count_parked(read_parked(inflight, Path(ns.results)), sweeps)
     costs = {(s.phase, s.name): sweep_cost(s, stats, measured, rates, measured_few, work, scored[0]) for s in sweeps}
     rows = phase_rows(sweeps, costs)
     totals = phase_totals(rows)
@@ -551,6 +584,11 @@ def main(argv: list[str] | None = None) -> int:
     print(tasks_markdown(stats, measured, task_means, rates, work))
     print(fewshot_markdown(stats, scored))
     print(phases_markdown(rows, totals, ns.streams))
+    parked = [(s, costs[(s.phase, s.name)][0]) for s in sweeps if s.parked]
+    if parked:
+        credit = sum(s.parked * (sec or 0.0) for s, sec in parked) / 3600
+        print(f"Parked runs in {inflight} ({', '.join(f'{s.phase}/{s.name}: {s.parked:.2f}' for s, _ in parked)} "
+              f"run-equivalents trained) resume where they stopped: their {credit:.1f} h are left out of the hours.\n")
     main_dir = Path(ns.results) / "main"
     unknown = [t for t in paper.ABLATION_TASKS if _paper_tables().pt2_lr_differs(main_dir, t) is None]
     if unknown:

@@ -210,6 +210,31 @@ def test_phase_rows_hours(tree: Path):
     assert pc.phase_totals(rows)["main"]["hours"] == pytest.approx(0.3)
 
 
+def park(inflight: Path, phase: str, sweep: str, run: str, epoch: int, epochs: int = 20) -> None:
+    folder = inflight / phase / sweep / run
+    folder.mkdir(parents=True)
+    (folder / "train_config.yaml").write_text(f"task: cb\nepochs: {epochs}\n")
+    (folder / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e}) + "\n" for e in range(1, epoch + 1)))
+
+
+def test_parked_runs_credit_their_trained_epochs(tree: Path):
+    inflight = tree.parent / "inflight"
+    park(inflight, "main", "cb-apt-seeds", "apt-s14", epoch=5)  # 5 of 20 epochs: a quarter of a run
+    park(inflight, "main", "cb-apt-seeds", "apt-s15", epoch=15)  # three quarters
+    park(inflight, "main", "cb-apt-seeds", "apt-s12", epoch=19)  # its results.json is in: a stale copy
+    park(inflight, "main", "cb-apt-len", "apt-prefix_len8-s11", epoch=8, epochs=10)
+    parked = pc.read_parked(inflight, tree)
+    assert parked == {("main", "cb-apt-seeds"): pytest.approx(1.0), ("main", "cb-apt-len"): pytest.approx(0.8)}
+    sweeps = [s for s in pc.count_present(pc.read_runs(tree), pc.main_sweeps("cb")) if s.method == "apt"]
+    sweeps = pc.count_parked(parked, sweeps)
+    rows = pc.phase_rows(sweeps, {("main", s.name): (360.0, "measured") for s in sweeps})
+    # remaining 0 + 1 + 2 runs, less 0.8 + 1.0 trained: 1.2 runs x 360 s = 0.12 h; the run count is unchanged
+    assert rows["main"]["cb"]["remaining"] == 3
+    assert rows["main"]["cb"]["hours"] == pytest.approx(0.12)
+    # a sweep is never credited more than it has left to train
+    assert pc.count_parked({("main", "cb-apt-lr"): 2.0}, sweeps)[0].parked == 0.0
+
+
 # ---------------------------------------------------------------- scaling for tasks without runs
 
 
