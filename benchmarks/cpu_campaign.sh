@@ -26,6 +26,9 @@ results=${CAMPAIGN_RESULTS:-$root/benchmarks/results}  # committed results; park
 extra=${CAMPAIGN_EXTRA:-}                          # flags for every sweep
 data=${ADAPREFIX_DATA:-$(cd "$root/.." && pwd)/shared/data}  # the official files (not beside the worktree)
 
+# MultiRC at max length 512 is ~23 CPU hours a run on the whole files; on CPU it runs as a stated subset of 1,000
+# training and ~1,000 dev records (whole questions), ~1 h a run (paper_cost.py prices it so)
+multirc_subset="--train-subset multirc=1000 --eval-subset multirc=1000"
 # The queues: each item's sweeps belong to one stream only (two processes in one seeds sweep would not split it:
 # a trial trains its seeds in turn, and the second process would wait on each run folder's lock). Stream A holds
 # the fine-tuning work (not parkable: schedule it to end within a session), then APT on the large tasks; stream B
@@ -37,12 +40,15 @@ queue_A=(
     "--phase main --tasks conll03 --methods apt"
     "--phase main --tasks ontonotes --methods finetune --train-subset ontonotes=10000"
     "--phase main --tasks ontonotes --methods apt --train-subset ontonotes=10000"
+    "--phase main --tasks multirc --methods finetune $multirc_subset"
+    "--phase main --tasks multirc --methods apt $multirc_subset"
 )
 queue_B=(
     "--phase ablations --tasks rte"
     "--phase main --tasks conll03 --methods prefix"
     "--phase main --tasks ontonotes --methods prefix --train-subset ontonotes=10000"
     "--phase defaults --tasks rte"
+    "--phase main --tasks multirc --methods prefix $multirc_subset"
 )
 
 stream() {  # stream NAME: run that stream's queue, item after item
@@ -101,7 +107,7 @@ stop)
     "$py" benchmarks/paper.py --output "$out" --results "$results" --park
     "$py" benchmarks/paper.py --output "$out" --results "$results" --collect "$results"
     "$py" benchmarks/paper_tables.py "$results" --output "$results/paper-tables.md"
-    "$py" benchmarks/paper_cost.py "$results" --train-subset ontonotes=10000 | tail -n 12
+    "$py" benchmarks/paper_cost.py "$results" --train-subset ontonotes=10000 multirc=1000 --eval-subset multirc=1000 | tail -n 12
     git status --short benchmarks | head -n 30
     ;;
 *)

@@ -2,7 +2,7 @@
 
     python benchmarks/paper.py --output runs/paper [--model minilm] [--data-dir ../shared/data]
         [--phase defaults main ablations gates] [--tasks cb rte ...] [--methods prefix apt finetune]
-        [--train-subset ontonotes=10000 ...] [-- extra sweep flags]
+        [--train-subset ontonotes=10000 ...] [--eval-subset multirc=1000 ...] [-- extra sweep flags]
     python benchmarks/paper.py --output runs/paper --collect benchmarks/results
 
 Phases (each a list of sweeps; every sweep resumes where it stopped, finished runs are never retrained):
@@ -139,6 +139,7 @@ class Protocol:
         self.common = ["--data-dir", ns.data_dir, "--model", ns.model, "--no-progress", *ns.extra]
         self.methods = [m for m in METHODS if m in (getattr(ns, "methods", None) or METHODS)]
         self.subsets: dict[str, int] = getattr(ns, "train_subset", None) or {}  # task -> N (--train-subset)
+        self.eval_subsets: dict[str, int] = getattr(ns, "eval_subset", None) or {}  # task -> N (--eval-subset)
 
     def sweep(self, phase: str, name: str, task: str, methods: str, grid: list[str], seeds: list[int],
               extra: list[str] | None = None) -> Path:
@@ -149,6 +150,8 @@ class Protocol:
             protocol += ["--max-length", str(TASK_MAX_LENGTH[task])]
         if task in self.subsets and phase != "fewshot":  # few-shot draws K from the whole file
             protocol += ["--train-subset", str(self.subsets[task])]
+        if task in self.eval_subsets and phase != "fewshot":
+            protocol += ["--eval-subset", str(self.eval_subsets[task])]
         cmd = [*ADAPREFIX, "sweep", "--task", task, "--method", methods, "--seeds", csv(seeds), "--output", str(out),
                *(["--grid", *grid] if grid else []), *self.common, *protocol, *(extra or [])]
         print(f"[paper] {phase}/{name}: {' '.join(cmd[3:])}", flush=True)
@@ -516,14 +519,14 @@ class Protocol:
                 folder.rmdir()
 
 
-def parse_subsets(items: list[str], error=None) -> dict[str, int]:
-    """``["multirc=2000", ...]`` as ``{"multirc": 2000}`` (--train-subset); a malformed item or unknown task goes to
-    ``error`` (argparse's, which exits) or raises ValueError."""
+def parse_subsets(items: list[str], error=None, option: str = "--train-subset") -> dict[str, int]:
+    """``["multirc=2000", ...]`` as ``{"multirc": 2000}`` (``option``: --train-subset or --eval-subset); a malformed
+    item or unknown task goes to ``error`` (argparse's, which exits) or raises ValueError."""
     out = {}
     for item in items:
         task, _, size = item.partition("=")
         if task not in MAIN_TASKS or not size.isdigit() or int(size) < 1:
-            message = f"--train-subset {item!r}: expected TASK=N with TASK one of {', '.join(MAIN_TASKS)} and N >= 1"
+            message = f"{option} {item!r}: expected TASK=N with TASK one of {', '.join(MAIN_TASKS)} and N >= 1"
             if error is None:
                 raise ValueError(message)
             error(message)
@@ -579,6 +582,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="train TASK's full-data runs (not few-shot) on a fixed random N of its training records, the "
                         "same for every run: a stated subset where the budget cannot take the whole task, e.g. "
                         "ontonotes=10000 on a CPU (the tables mark such rows)")
+    p.add_argument("--eval-subset", nargs="+", default=[], metavar="TASK=N",
+                   help="score TASK's full-data runs on a fixed random N of its dev (and NER test) records, the same "
+                        "for every run (MultiRC: whole questions), where scoring the whole dev set every epoch is most "
+                        "of the cost, e.g. multirc=1000 on a CPU (the tables mark such rows)")
     p.add_argument("--park", action="store_true",
                    help="copy unfinished runs (checkpoint, adapter, log) under --park-limit-mb to --inflight for the "
                         "next session to resume, then stop; stop the streams first")
@@ -591,6 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     ns = p.parse_args(argv)
     ns.extra = [x for x in ns.extra if x != "--"]
     ns.train_subset = parse_subsets(ns.train_subset, p.error)
+    ns.eval_subset = parse_subsets(ns.eval_subset, p.error, "--eval-subset")
     protocol = Protocol(ns)
     if ns.collect:
         protocol.collect(Path(ns.collect))

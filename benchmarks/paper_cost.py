@@ -9,7 +9,7 @@ RESULTS is the collected results folder (default: benchmarks/results, laid out a
 * per task of ``paper.MAIN_TASKS``: training examples, mean tokens per training example (a seeded sample of at most
   ``--sample`` train records tokenised with the backbone's tokenizer, truncated at the task's default max length;
   pairs as (text_a, text_b), multiple choice summed over its rows, NER words joined with spaces), the protocol's
-  epochs (``paper.epochs_for``), token-epochs (examples x mean tokens x epochs; under ``--train-subset TASK=N``,
+  epochs (``paper.epochs_for``), token-epochs (examples x mean tokens x epochs; under ``--train-subset TASK=N`` or ``--eval-subset TASK=M``,
   (N + EVAL_WEIGHT x the examples scored per epoch) x mean tokens x epochs), and the measured seconds per run
   (``cost_seconds``: CPU time ``cpu_s`` where a one-thread CPU run recorded it, else ``wall_s``) of every committed
   full-data run (no ``shots``) per method and over all methods;
@@ -115,15 +115,26 @@ class TaskStats:
     eval_examples: int  # scored every epoch: dev, and test for NER
     few_shot: dict  # K -> [train draw, selection split]
     subset: int | None = None  # full-data runs train on this many records (paper.py --train-subset)
+    eval_subset: int | None = None  # and score this many dev (and NER test) records (paper.py --eval-subset)
+    eval_splits: tuple[int, ...] = ()  # eval_examples split by split (dev, test)
 
     @property
     def token_epochs(self) -> float:
-        """Per full-data run: training examples x mean tokens x epochs. Under a subset, its size plus EVAL_WEIGHT x
-        the examples scored each epoch, which no longer stay a small share of the work (rough, as few-shot's)."""
-        if self.subset is None:
+        """Per full-data run: training examples x mean tokens x epochs. Under a subset (of train or of dev), the
+        examples trained plus EVAL_WEIGHT x the examples scored each epoch, which no longer stay a small share of
+        the work (rough, as few-shot's)."""
+        if self.subset is None and self.eval_subset is None:
             return token_epochs(self.examples, self.mean_tokens, self.epochs)
-        trained = min(self.subset, self.examples)
-        return token_epochs(trained + EVAL_WEIGHT * self.eval_examples, self.mean_tokens, self.epochs)
+        trained = min(self.subset or self.examples, self.examples)
+        return token_epochs(trained + EVAL_WEIGHT * self.scored_examples, self.mean_tokens, self.epochs)
+
+    @property
+    def scored_examples(self) -> int:
+        """Dev (and NER test) records scored per epoch: under --eval-subset N, N of each split (MultiRC's whole
+        questions overshoot N by part of one question: ignored)."""
+        if self.eval_subset is None:
+            return self.eval_examples
+        return sum(min(self.eval_subset, n) for n in (self.eval_splits or (self.eval_examples,)))
 
 
 def token_epochs(examples: float, tokens: float, epochs: float) -> float:
@@ -140,15 +151,15 @@ def load_tokenizer(model: str):
 
 
 def task_stats(name: str, data_dir: str | Path, tokenizer: Tokenizer, sample: int,
-               subset: int | None = None) -> TaskStats:
+               subset: int | None = None, eval_subset: int | None = None) -> TaskStats:
     from adaprefix.tasks import get_task
 
     task = get_task(name)
     train = task.load("train", data_dir)
-    scored = len(task.load("val", data_dir)) + (len(task.load("test", data_dir)) if task.family == NER_FAMILY else 0)
+    splits = (len(task.load("val", data_dir)),) + ((len(task.load("test", data_dir)),) if task.family == NER_FAMILY else ())
     few = {k: list(few_shot_sizes(train, k)) for k in paper.SHOTS} if name in paper.FEWSHOT_TASKS else {}
     return TaskStats(name, len(train), mean_tokens(train, tokenizer, paper.max_length_for(name), sample),
-                     paper.epochs_for(name), scored, few, subset)
+                     paper.epochs_for(name), sum(splits), few, subset, eval_subset, splits)
 
 
 # ---------------------------------------------------------------- committed runs
@@ -487,6 +498,8 @@ def tasks_markdown(stats: dict[str, TaskStats], measured, task_means, rates: Rat
             cells.append(_cell(seconds, how, measured.get((t, m), (0, None))[1]))
         overall = f"{task_means[t][0]:.0f} ({task_means[t][1]})" if t in task_means else "-"
         examples = st.examples if st.subset is None else f"{min(st.subset, st.examples)} of {st.examples}"
+        if st.eval_subset is not None:
+            examples = f"{examples} (dev/test: {st.scored_examples} of {st.eval_examples})"
         out.append(f"| {t} | {examples} | {st.mean_tokens:.1f} | {st.epochs} | {st.token_epochs / 1e6:.3f} | "
                    + " | ".join(cells) + f" | {overall} |")
     out.append("")
@@ -554,10 +567,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", metavar="FILE", help="also write the numbers as JSON to FILE")
     p.add_argument("--train-subset", nargs="+", default=[], metavar="TASK=N",
                    help="as paper.py's: TASK's full-data runs train on N records (costed so)")
+    p.add_argument("--eval-subset", nargs="+", default=[], metavar="TASK=N",
+                   help="as paper.py's: TASK's full-data runs score N dev (and NER test) records (costed so)")
     p.add_argument("--inflight", help="parked runs, whose trained epochs are credited (default: inflight/ beside "
                    "RESULTS, as paper.py --park leaves them)")
     ns = p.parse_args(argv)
     ns.train_subset = paper.parse_subsets(ns.train_subset, p.error)
+    ns.eval_subset = paper.parse_subsets(ns.eval_subset, p.error, "--eval-subset")
     return ns
 
 
@@ -566,7 +582,8 @@ def main(argv: list[str] | None = None) -> int:
     if ns.streams < 1 or ns.sample < 1:
         raise SystemExit("--streams and --sample must be >= 1")
     tokenizer = load_tokenizer(ns.model)
-    stats = {t: task_stats(t, ns.data_dir, tokenizer, ns.sample, ns.train_subset.get(t)) for t in paper.MAIN_TASKS}
+    stats = {t: task_stats(t, ns.data_dir, tokenizer, ns.sample, ns.train_subset.get(t), ns.eval_subset.get(t))
+             for t in paper.MAIN_TASKS}
     work = {t: st.token_epochs for t, st in stats.items()}
     runs = read_runs(Path(ns.results))
     measured, task_means = measured_seconds(runs), measured_task_seconds(runs)

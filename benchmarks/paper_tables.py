@@ -663,20 +663,24 @@ def main_table(main_dir: Path, resamples: int = RESAMPLES, examples: bool = True
 
 
 def train_subsets(runs: list[Run]) -> dict[str, str]:
-    """Per task whose runs trained on a stated subset (``--train-subset``), what that was: "2,000 of 27,243 training
-    records" (counts from the runs' results; runs that disagree are said, e.g. some on the whole file)."""
+    """Per task whose runs trained or were scored on a stated subset (``--train-subset``, ``--eval-subset``), what
+    that was: "2,000 of 27,243 training records; 1,002 of 4,848 dev records" (counts from the runs' results; runs
+    that disagree are said, e.g. some on the whole files)."""
     found: dict[str, set] = {}
     for run in runs:
-        size = (run.results.get("train_args") or {}).get("train_subset")
-        found.setdefault(run.task, set()).add(
-            (run.results.get("train_examples"), run.results.get("train_records")) if size else None)
+        doc, args = run.results, run.results.get("train_args") or {}
+        train = (doc.get("train_examples"), doc.get("train_records")) if args.get("train_subset") else None
+        dev = (doc.get("val_examples"), doc.get("val_records")) if args.get("eval_subset") else None
+        found.setdefault(run.task, set()).add((train, dev))
     out = {}
     for task, kinds in sorted(found.items()):
-        cuts = sorted((k for k in kinds if k is not None), key=str)
-        if not cuts:
-            continue
-        text = " / ".join(f"{n:,} of {total:,}" if total else f"{n:,}" for n, total in cuts) + " training records"
-        out[task] = text + (", other runs on the whole file" if None in kinds else "")
+        parts = []
+        for index, what in ((0, "training records"), (1, "dev records")):
+            cuts = sorted({k[index] for k in kinds if k[index] is not None}, key=str)
+            if cuts:
+                parts.append(" / ".join(f"{n:,} of {total:,}" if total else f"{n:,}" for n, total in cuts) + f" {what}")
+        if parts:
+            out[task] = "; ".join(parts) + (", other runs on the whole files" if (None, None) in kinds else "")
     return out
 
 
@@ -723,8 +727,8 @@ def main_markdown(table: dict) -> str:
         out.append(f"| {label} | {metric} | " + " | ".join(fmt_cell(cells[m], with_test=t in NER_TASKS)
                                                            for m in METHODS) + " |")
     for t, cut in table.get("subsets", {}).items():
-        out.append(f"\n(subset) {t}: trained on a fixed random {cut} (`--train-subset`, the same draw for every run; "
-                   "dev and test whole): not comparable with a full-data row.")
+        out.append(f"\n(subset) {t}: a fixed random {cut} (`--train-subset`, `--eval-subset`: the same draw for "
+                   "every run; a split not named is whole): not comparable with a full-data row.")
     other_lines = []
     for t in table["tasks"]:
         cells = table["cells"][t]

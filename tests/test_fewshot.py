@@ -47,3 +47,19 @@ def test_train_subset_is_one_fixed_random_draw_in_file_order():
     assert draw_subset(train, 50) == train and draw_subset(train, 80) == train  # no more than the file holds
     with pytest.raises(ValueError, match="--train-subset must be >= 1"):
         draw_subset(train, 0)
+
+
+def test_a_subset_of_grouped_records_takes_whole_questions():
+    # MultiRC-like: 40 questions of 1-5 answer rows each, rows of a question side by side as in the file
+    sizes = [1 + (q * 7) % 5 for q in range(40)]
+    rows = [PairExample(idx=(q, a), text_a="p", text_b="q a", label="True", group=f"q{q}")
+            for q, n in enumerate(sizes) for a in range(n)]
+    subset = draw_subset(rows, 30, option="--eval-subset")
+    groups = {r.group for r in subset}
+    assert all(sum(r.group == g for r in subset) == sizes[int(g[1:])] for g in groups)  # every answer of each question
+    assert 30 <= len(subset) < 30 + max(sizes)  # questions added until 30 rows are in, no more
+    positions = [rows.index(r) for r in subset]
+    assert positions == sorted(positions) and positions != list(range(len(subset)))  # file order, not the head
+    assert draw_subset(rows, 30) == subset  # one fixed draw
+    with pytest.raises(ValueError, match="--eval-subset must be >= 1"):
+        draw_subset(rows, 0, option="--eval-subset")

@@ -359,5 +359,12 @@ def test_a_train_subset_costs_its_records_plus_the_scoring_of_whole_dev():
     assert cut.token_epochs == pytest.approx((2000 + 4848 / 3) * 128 * 10)  # dev scored every epoch, at 1/3
     assert pc.TaskStats("cb", 250, 78.0, 20, 56, {}, subset=1000).token_epochs == pytest.approx((250 + 56 / 3) * 78 * 20)
     assert pc.parse_args(["--train-subset", "multirc=2000"]).train_subset == {"multirc": 2000}
+    # a dev subset: N records of each scored split (NER: dev and test), the rest of the formula unchanged
+    dev_cut = pc.TaskStats("multirc", 27243, 128.0, 10, 4848, {}, subset=2000, eval_subset=1000, eval_splits=(4848,))
+    assert dev_cut.token_epochs == pytest.approx((2000 + 1000 / 3) * 128 * 10)
+    ner = pc.TaskStats("conll03", 14041, 20.0, 10, 3250 + 3453, {}, eval_subset=3300, eval_splits=(3250, 3453))
+    assert ner.scored_examples == 3250 + 3300
+    assert ner.token_epochs == pytest.approx((14041 + 6550 / 3) * 20 * 10)  # whole train file, dev/test cut
+    assert pc.parse_args(["--eval-subset", "multirc=1000"]).eval_subset == {"multirc": 1000}
     with pytest.raises(SystemExit):
         pc.parse_args(["--train-subset", "multirc"])

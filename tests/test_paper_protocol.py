@@ -398,13 +398,17 @@ def test_gate_table_probes_a_retrained_copy_where_the_run_has_no_probe_and_says_
 def test_train_subset_goes_to_that_tasks_full_data_sweeps_only(tmp_path, capsys):
     ns = SimpleNamespace(output=str(tmp_path / "paper"), data_dir="data", model="minilm", extra=[], methods=["apt"],
                          results=str(tmp_path / "none"), dry_run=True,
-                         train_subset=paper.parse_subsets(["multirc=2000"]))
+                         train_subset=paper.parse_subsets(["multirc=2000"]),
+                         eval_subset=paper.parse_subsets(["multirc=1000"], option="--eval-subset"))
     protocol = paper.Protocol(ns)
     protocol.main(["multirc", "cb"])
     protocol.sweep("fewshot", "multirc-k16-apt", "multirc", "apt", [], [11], ["--shots", "16"])
     lines = {line.split()[1].rstrip(":"): line for line in capsys.readouterr().out.splitlines()}
-    assert "--train-subset 2000" in lines["main/multirc-apt-lr"]
-    assert "--train-subset" not in lines["main/cb-apt-lr"] and "--train-subset" not in lines["fewshot/multirc-k16-apt"]
+    assert "--train-subset 2000 --eval-subset 1000" in lines["main/multirc-apt-lr"]
+    for flag in ("--train-subset", "--eval-subset"):
+        assert flag not in lines["main/cb-apt-lr"] and flag not in lines["fewshot/multirc-k16-apt"]
+    with pytest.raises(ValueError, match="--eval-subset 'multirc': expected TASK=N"):
+        paper.parse_subsets(["multirc"], option="--eval-subset")
     for bad in (["multirc"], ["multirc=0"], ["boolq=10"], ["multirc=1e3"]):
         with pytest.raises(ValueError, match="expected TASK=N"):
             paper.parse_subsets(bad)

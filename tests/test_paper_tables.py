@@ -473,7 +473,20 @@ def test_a_train_subset_row_is_marked_with_its_counts(tmp_path):
     assert table["subsets"] == {"multirc": "2,000 of 27,243 training records"}
     md = pt.main_markdown(table)
     assert "| multirc (subset) | f1a |" in md and "| cb | accuracy |" in md
-    assert "(subset) multirc: trained on a fixed random 2,000 of 27,243 training records" in md
+    assert "(subset) multirc: a fixed random 2,000 of 27,243 training records (`--train-subset`" in md
     subset_run("multirc-finetune-lr", "finetune", 11, None)  # one method on the whole file: said, not hidden
     table = pt.main_table(tmp_path / "main", resamples=200, examples=False)
-    assert table["subsets"]["multirc"] == "2,000 of 27,243 training records, other runs on the whole file"
+    assert table["subsets"]["multirc"] == "2,000 of 27,243 training records, other runs on the whole files"
+
+
+def test_a_dev_subset_is_marked_beside_the_training_subset(tmp_path):
+    for method, seed in (("apt", 11), ("prefix", 11)):
+        folder = write(tmp_path, "main", f"multirc-{method}-lr", "multirc", method, seed, 0.6, 0.01, 16, metric="f1a",
+                       extra_args={"train_subset": 1000, "eval_subset": 1000})
+        doc = json.loads((folder / "results.json").read_text())
+        doc.update(train_examples=1000, train_records=27243, val_examples=1003, val_records=4848)
+        (folder / "results.json").write_text(json.dumps(doc))
+    table = pt.main_table(tmp_path / "main", resamples=200, examples=False)
+    assert table["subsets"] == {"multirc": "1,000 of 27,243 training records; 1,003 of 4,848 dev records"}
+    assert "| multirc (subset) | f1a |" in pt.main_markdown(table)
+

@@ -53,6 +53,31 @@ def test_cb_neutral_comes_up_short_in_the_few_shot_selection_split(tmp_path, cap
 
 
 @needs_data
+def test_an_eval_subset_scores_the_same_random_dev_records_for_every_seed(tmp_path, capsys):
+    """--eval-subset 10 on CB: the 10 dev records drawn with seed 0 (file order), for every seed; the predictions
+    file names exactly those records and the accuracy is theirs."""
+    val = cb_rows("val")
+    expected = [val[i]["idx"] for i in sorted(random.Random(0).sample(range(len(val)), 10))]
+    assert expected != [r["idx"] for r in val[:10]]  # a draw, not the head (that is --limit-eval)
+    for seed in ("11", "12"):
+        run = tmp_path / f"s{seed}"
+        assert main(["train", "--task", "cb", "--eval-subset", "10", "--limit-train", "16", "--max-length", "48",
+                     "--seed", seed, "--output", str(run), *QUICK]) == 0
+        results = json.loads((run / "results.json").read_text())
+        assert (results["val_examples"], results["val_records"]) == (10, len(val))
+        assert results["best"]["val"]["examples_scored"] == 10
+        entries = json.loads((run / "val-predictions.json").read_text())["examples"]
+        assert [e["id"] for e in entries] == expected
+        gold = {r["idx"]: r["label"] for r in val}
+        assert [e["gold"] for e in entries] == [gold[i] for i in expected]
+        assert results["best"]["val"]["accuracy"] == pytest.approx(sum(e["gold"] == e["pred"] for e in entries) / 10)
+    capsys.readouterr()
+    assert main(["train", "--task", "cb", "--eval-subset", "10", "--limit-eval", "4", "--output", str(tmp_path / "x"),
+                 *QUICK]) == 2
+    assert "--eval-subset draws from the whole dev and test files" in capsys.readouterr().err
+
+
+@needs_data
 def test_a_train_subset_is_the_same_draw_for_every_seed_and_is_recorded(tmp_path, capsys):
     """--train-subset 24 on CB: the records drawn with seed 0 (file order), whichever the run's seed; counted here
     from the file: how many of them max_length 48 cuts, which the run reports for its training split."""

@@ -33,7 +33,7 @@ def test_resume_accepts_an_older_sweep_only_where_new_settings_hold_their_defaul
                      base=TrainArgs(task="cb", output=""))
     now = json.loads(json.dumps(spec.identity(), default=str))
     older = json.loads(json.dumps(now))
-    for added in ("gradient_checkpointing", "class_weights", "shots_dev", "train_subset"):  # unknown to an older adaprefix
+    for added in ("gradient_checkpointing", "class_weights", "shots_dev", "train_subset", "eval_subset"):  # unknown to an older adaprefix
         del older["base"][added]
     assert _changed_settings(older, now) == []
     checkpointed = json.loads(json.dumps(now))

@@ -91,6 +91,10 @@ def add_train_options(t: argparse.ArgumentParser, sweep: bool = False) -> None:
                    help="train on a fixed random N of the training records, the same draw for every seed and method "
                         "(a stated subset of a large task; dev and test stay whole)")
     t.add_argument("--limit-eval", type=int, help="use only the first N val/test records (quick runs)")
+    t.add_argument("--eval-subset", type=int, metavar="N",
+                   help="score a fixed random N of the dev (and NER test) records, the same draw for every seed and "
+                        "method (a stated subset where scoring the whole dev set each epoch costs too much; MultiRC "
+                        "draws whole questions)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     t.add_argument("--metric", help="selection metric (default: the task's; e.g. macro_f1)")
     t.add_argument("--report-to", "--report_to", default="none",
@@ -309,7 +313,7 @@ def train_args_from(ns: argparse.Namespace):
         token_gate=False if ns.no_token_gate else None, layer_gate=False if ns.no_layer_gate else None,
         gate_pooling=ns.gate_pooling, token_gate_bias=ns.token_gate_bias, prefix_projection=ns.prefix_projection, attention_dropout=ns.attention_dropout,
         shots=ns.shots, shots_dev=ns.shots_dev, early_stop=ns.early_stop, eval_every_epoch=ns.eval_every_epoch, mixed_precision=mixed_precision(ns), resume=getattr(ns, "resume", True),
-        limit_train=ns.limit_train, limit_eval=ns.limit_eval, train_subset=ns.train_subset,
+        limit_train=ns.limit_train, limit_eval=ns.limit_eval, train_subset=ns.train_subset, eval_subset=ns.eval_subset,
         progress=not ns.no_progress,
         grad_clip=ns.grad_clip, gradient_checkpointing=ns.gradient_checkpointing, custom=custom_spec(ns), metric=ns.metric, class_weights=ns.class_weights, report_to=ns.report_to,
     )

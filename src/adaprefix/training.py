@@ -95,6 +95,7 @@ class TrainArgs:
     limit_train: int | None = None  # first N training records (quick runs, tests)
     train_subset: int | None = None  # a fixed random N training records, the same for every run (stated subsets)
     limit_eval: int | None = None
+    eval_subset: int | None = None  # a fixed random N val (and NER test) records for every run (stated subsets)
     prefix_source: dict | None = None  # where per-layer lengths came from (PT2* plan, PT2+ matching): recorded
     custom: dict | None = None  # a CustomTaskSpec (tasks/custom.py) for the user's own data; task = its kind
     metric: str | None = None  # selection metric (default: the task's main metric)
@@ -124,13 +125,16 @@ class TrainArgs:
         for name, value in positive.items():
             if value is not None and value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-        for name in ("shots", "limit_train", "limit_eval", "early_stop", "train_subset"):
+        for name in ("shots", "limit_train", "limit_eval", "early_stop", "train_subset", "eval_subset"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1 when given, got {value}")
         if self.train_subset and (self.shots or self.limit_train):
             raise ValueError(f"--train-subset draws from the whole train file; it does not combine with "
                              f"{'--shots' if self.shots else '--limit-train'}")
+        if self.eval_subset and self.limit_eval:
+            raise ValueError("--eval-subset draws from the whole dev and test files; it does not combine with "
+                             "--limit-eval")
         if self.shots_dev and not self.shots:
             raise ValueError("--shots-dev draws a selection split of K per class: it needs --shots K")
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
@@ -392,6 +396,7 @@ class RunData:
     select_drawn: list | None = None
     short_classes: dict = field(default_factory=dict)  # few-shot: split -> {label: drawn} below K (file too small)
     train_records: int | None = None  # records in the train file, before --limit-train / --train-subset / --shots
+    val_records: int | None = None  # records in the dev file, before --limit-eval / --eval-subset
 
     def digest(self) -> str:
         """Identifies the training data by content (token ids and labels), for --resume."""
@@ -416,9 +421,15 @@ def load_run_data(args: TrainArgs, task: Task, tokenizer) -> RunData:
         from .tasks.fewshot import draw_subset
 
         train_ex = draw_subset(train_ex, args.train_subset)
+    val_records = len(val_ex)
     if args.limit_eval:
         val_ex = val_ex[: args.limit_eval]
         test_ex = test_ex[: args.limit_eval] if test_ex is not None else None
+    if args.eval_subset:
+        from .tasks.fewshot import draw_subset
+
+        val_ex = draw_subset(val_ex, args.eval_subset, option="--eval-subset")
+        test_ex = draw_subset(test_ex, args.eval_subset, option="--eval-subset") if test_ex is not None else None
     drawn = select_ex = select_drawn = None
     short: dict[str, dict[str, int]] = {}
     if args.shots:
@@ -441,7 +452,7 @@ def load_run_data(args: TrainArgs, task: Task, tokenizer) -> RunData:
     truncated = {name: count_truncated(splits[name], features[name], tokenizer, args.max_length) for name in splits}
     return RunData(train_ex, val_ex, test_ex, features["train"], features["val"], features.get("test"),
                    Collator(tokenizer.pad_token_id), drawn, truncated, select_ex, features.get("select"), select_drawn,
-                   short, train_records)
+                   short, train_records, val_records)
 
 
 # ---------------------------------------------------------------- model and optimiser
@@ -844,6 +855,7 @@ def run_results(args: TrainArgs, task: Task, model: TaskModel, data: RunData, pr
         "trainable_params": model.count_trainable(),
         "trainable_params_without_head": model.count_trainable(include_head=False),
         "train_examples": len(data.train_examples), "train_records": data.train_records, "truncated": data.truncated,
+        "val_examples": len(data.val_examples), "val_records": data.val_records,
         "few_shot_drawn": data.few_shot_drawn, "wall_s": wall_s, "train_examples_per_s": examples_per_s,
         # CPU seconds of this (main) process over all its threads, and torch's thread count: with one thread, cpu_s
         # is the run's cost even when other processes shared the cores (wall_s then grows, cpu_s barely)

@@ -1,6 +1,6 @@
 """Drawing training records: few-shot samples with a seed (K examples per class, K questions with all their answers
 for MultiRC, K sentences for NER; the sample and the indices drawn, recorded with the run) and a fixed random
-training subset (``--train-subset``) that every run shares."""
+training subset (``--train-subset``; ``--eval-subset`` for dev and test) that every run shares."""
 
 from __future__ import annotations
 
@@ -36,17 +36,32 @@ def sample_few_shot(examples: list, shots: int, seed: int, exclude: frozenset[in
 SUBSET_SEED = 0  # one draw for every run: all seeds and methods train on the same subset
 
 
-def draw_subset(examples: list, size: int, seed: int = SUBSET_SEED) -> list:
+def draw_subset(examples: list, size: int, seed: int = SUBSET_SEED, option: str = "--train-subset") -> list:
     """A random ``size`` of ``examples`` (all of them where there are no more), kept in file order; drawn with a
-    fixed ``seed``, not the run's, so that every seed and method trains on the same stated subset.
+    fixed ``seed``, not the run's, so that every seed and method trains (or is scored) on the same stated subset.
+    MultiRC's answer rows (records with a ``group``) come as whole questions, drawn until at least ``size`` rows
+    are in, so that exact match still scores complete questions.
 
         draw_subset(task.load("train", data_dir), 2000)  # the same 2000 records on every call
     """
     if size < 1:
-        raise ValueError(f"--train-subset must be >= 1, got {size}")
+        raise ValueError(f"{option} must be >= 1, got {size}")
     if size >= len(examples):
         return list(examples)
-    return [examples[i] for i in sorted(random.Random(seed).sample(range(len(examples)), size))]
+    rng = random.Random(seed)
+    if isinstance(examples[0], PairExample) and examples[0].group is not None:
+        by_group: dict[str, list[int]] = defaultdict(list)
+        for i, example in enumerate(examples):
+            by_group[example.group].append(i)
+        order = sorted(by_group)
+        rng.shuffle(order)
+        chosen: list[int] = []
+        for group in order:
+            if len(chosen) >= size:
+                break
+            chosen += by_group[group]
+        return [examples[i] for i in sorted(chosen)]
+    return [examples[i] for i in sorted(rng.sample(range(len(examples)), size))]
 
 
 def few_shot_dev_split(examples: list, drawn: list[int], shots: int, seed: int) -> tuple[list, list[int]]:
