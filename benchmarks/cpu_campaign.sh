@@ -4,6 +4,7 @@
 #   benchmarks/cpu_campaign.sh start     # after `make setup`: a detached worktree of HEAD runs the streams
 #   benchmarks/cpu_campaign.sh status    # streams alive, each stream's current sweep, runs in flight and their epoch
 #   benchmarks/cpu_campaign.sh stop      # stop the streams, park unfinished prefix runs, collect, rebuild tables
+#   benchmarks/cpu_campaign.sh check     # every queue item through paper.py --dry-run (start does it first)
 #   git add benchmarks/results benchmarks/inflight BENCHMARKS.md && git commit ...
 #
 # Each stream walks its queue below in order, one paper.py call per item, one torch thread per run (two streams
@@ -51,6 +52,28 @@ queue_B=(
     "--phase main --tasks multirc --methods prefix $multirc_subset"
 )
 
+# CAMPAIGN_QUEUE_A / CAMPAIGN_QUEUE_B replace a queue: items separated by ";", e.g. to end a session's stream A
+# on parkable work: CAMPAIGN_QUEUE_A="--phase main --tasks conll03 --methods apt"
+for s in A B; do
+    override="CAMPAIGN_QUEUE_$s"
+    [ -n "${!override:-}" ] && IFS=';' read -r -a "queue_$s" <<<"${!override}"
+done
+
+check() {  # every queue item as paper.py --dry-run: a typo fails here, not hours into a session
+    local s item n=0
+    export PYTHONPATH="$root/src" HF_HUB_OFFLINE=1
+    for s in A B; do
+        local -n items="queue_$s"
+        for item in "${items[@]}"; do
+            # shellcheck disable=SC2086
+            "$py" "$root/benchmarks/paper.py" --output "$out" --results "$results" --data-dir "$data" --dry-run $item \
+                >/dev/null || { echo "[campaign] stream $s: item does not run: $item" >&2; return 1; }
+            n=$((n + 1))
+        done
+    done
+    echo "[campaign] $n queue items checked (paper.py --dry-run)"
+}
+
 stream() {  # stream NAME: run that stream's queue, item after item
     local -n queue="queue_$1"
     local item
@@ -70,6 +93,7 @@ case "${1:-}" in
 start)
     [ -x "$py" ] || { echo "no $py: run make setup first" >&2; exit 2; }
     for s in A B; do alive "$s" && { echo "stream $s is running already (pid $(cat "$state/$s.pid"))" >&2; exit 2; }; done
+    check || exit 2
     mkdir -p "$state"
     git worktree remove --force "$tree" 2>/dev/null; rm -rf "$tree"
     git worktree add --force --detach "$tree" HEAD >/dev/null 2>&1 || exit 1
@@ -79,6 +103,9 @@ start)
         echo $! >"$state/$s.pid"
         echo "[campaign] stream $s: pid $(cat "$state/$s.pid"), log $state/$s.log"
     done
+    ;;
+check)
+    check
     ;;
 _stream)
     stream "$2"
@@ -111,7 +138,7 @@ stop)
     git status --short benchmarks | head -n 30
     ;;
 *)
-    echo "usage: $0 start | status | stop" >&2
+    echo "usage: $0 start | status | stop | check" >&2
     exit 2
     ;;
 esac

@@ -1,4 +1,5 @@
-"""The GPU benchmark is prepared for sessions that get a GPU: its smoke mode must keep running on the CPU."""
+"""The GPU benchmark is prepared for sessions that get a GPU: its smoke mode must keep running on the CPU. The CPU
+campaign's queues must be runnable paper.py calls before a session starts them."""
 
 from __future__ import annotations
 
@@ -24,3 +25,28 @@ def test_gpu_bench_smoke_runs_and_reports_ratios(tmp_path):
     assert result["trainable"]["prefix-bf16"] == 2 * layers * d * length + head
     assert result["trainable"]["apt-bf16"] == 3 * layers * d * length + layers * length + layers + head
     assert all(v > 0 for v in result["ratios"].values()) and doc["adaprefix_commit"]
+
+
+def campaign_check(tmp_path: Path, **queues: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHON=sys.executable, CAMPAIGN_OUT=str(tmp_path / "out"),
+               CAMPAIGN_STATE=str(tmp_path / "state"), **queues)
+    return subprocess.run(["bash", str(ROOT / "benchmarks" / "cpu_campaign.sh"), "check"], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def test_cpu_campaign_queues_are_valid_paper_calls(tmp_path):
+    proc = campaign_check(tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    script = (ROOT / "benchmarks" / "cpu_campaign.sh").read_text()
+    # every quoted item of the two queue arrays went through paper.py --dry-run
+    items = [line for line in script.splitlines() if line.startswith('    "--phase ')]
+    assert len(items) >= 10 and f"{len(items)} queue items checked" in proc.stdout
+    assert not (tmp_path / "out").exists()  # a dry run trains and writes nothing
+
+
+def test_cpu_campaign_check_names_the_item_that_would_fail(tmp_path):
+    proc = campaign_check(tmp_path, CAMPAIGN_QUEUE_A="--phase main --tasks cb --methods apt",
+                          CAMPAIGN_QUEUE_B="--phase ablations --tasks cb;--phase mian --tasks rte")
+    assert proc.returncode == 1
+    assert "stream B: item does not run: --phase mian --tasks rte" in proc.stderr
+
