@@ -148,10 +148,9 @@ class Protocol:
         protocol = [] if "--epochs" in self.common or task not in TASK_EPOCHS else ["--epochs", str(TASK_EPOCHS[task])]
         if "--max-length" not in self.common and task in TASK_MAX_LENGTH:
             protocol += ["--max-length", str(TASK_MAX_LENGTH[task])]
-        if task in self.subsets and phase != "fewshot":  # few-shot draws K from the whole file
-            protocol += ["--train-subset", str(self.subsets[task])]
-        if task in self.eval_subsets and phase != "fewshot":
-            protocol += ["--eval-subset", str(self.eval_subsets[task])]
+        for option, sizes in (("--train-subset", self.subsets), ("--eval-subset", self.eval_subsets)):
+            if task in sizes and phase != "fewshot":  # few-shot draws K from the whole files
+                protocol += [option, str(sizes[task])]
         cmd = [*ADAPREFIX, "sweep", "--task", task, "--method", methods, "--seeds", csv(seeds), "--output", str(out),
                *(["--grid", *grid] if grid else []), *self.common, *protocol, *(extra or [])]
         print(f"[paper] {phase}/{name}: {' '.join(cmd[3:])}", flush=True)

@@ -9,8 +9,9 @@ RESULTS is the collected results folder (default: benchmarks/results, laid out a
 * per task of ``paper.MAIN_TASKS``: training examples, mean tokens per training example (a seeded sample of at most
   ``--sample`` train records tokenised with the backbone's tokenizer, truncated at the task's default max length;
   pairs as (text_a, text_b), multiple choice summed over its rows, NER words joined with spaces), the protocol's
-  epochs (``paper.epochs_for``), token-epochs (examples x mean tokens x epochs; under ``--train-subset TASK=N`` or ``--eval-subset TASK=M``,
-  (N + EVAL_WEIGHT x the examples scored per epoch) x mean tokens x epochs), and the measured seconds per run
+  epochs (``paper.epochs_for``), token-epochs (examples x mean tokens x epochs; under ``--train-subset TASK=N``
+  or ``--eval-subset TASK=M``, (the N trained + EVAL_WEIGHT x the M, or all, scored per epoch) x mean tokens x
+  epochs), and the measured seconds per run
   (``cost_seconds``: CPU time ``cpu_s`` where a one-thread CPU run recorded it, else ``wall_s``) of every committed
   full-data run (no ``shots``) per method and over all methods;
 * where a (task, method) has no measured run, an estimate: token-epochs x that method's seconds per token-epoch,

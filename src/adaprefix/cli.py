@@ -89,7 +89,8 @@ def add_train_options(t: argparse.ArgumentParser, sweep: bool = False) -> None:
     t.add_argument("--limit-train", type=int, help="use only the first N training records (quick runs)")
     t.add_argument("--train-subset", type=int, metavar="N",
                    help="train on a fixed random N of the training records, the same draw for every seed and method "
-                        "(a stated subset of a large task; dev and test stay whole)")
+                        "(a stated subset of a large task; MultiRC draws whole questions; dev and test stay whole unless "
+                        "--eval-subset)")
     t.add_argument("--limit-eval", type=int, help="use only the first N val/test records (quick runs)")
     t.add_argument("--eval-subset", type=int, metavar="N",
                    help="score a fixed random N of the dev (and NER test) records, the same draw for every seed and "

@@ -46,7 +46,7 @@ from .fileio import atomic_dir_write, atomic_write, exclusive_run
 from .model import TaskModel
 from .tasks import Task, get_task
 from .tasks.encode import Collator, Feature, LengthGroupedBatches, encode, shard_steps
-from .tasks.fewshot import sample_few_shot
+from .tasks.fewshot import draw_subset, few_shot_dev_split, sample_few_shot, short_classes
 from .tasks.records import ChoiceExample, PairExample, TokenExample
 
 CHECKPOINT = "checkpoint"
@@ -418,23 +418,17 @@ def load_run_data(args: TrainArgs, task: Task, tokenizer) -> RunData:
     if args.limit_train:
         train_ex = train_ex[: args.limit_train]
     if args.train_subset:
-        from .tasks.fewshot import draw_subset
-
         train_ex = draw_subset(train_ex, args.train_subset)
     val_records = len(val_ex)
     if args.limit_eval:
         val_ex = val_ex[: args.limit_eval]
         test_ex = test_ex[: args.limit_eval] if test_ex is not None else None
     if args.eval_subset:
-        from .tasks.fewshot import draw_subset
-
         val_ex = draw_subset(val_ex, args.eval_subset, option="--eval-subset")
         test_ex = draw_subset(test_ex, args.eval_subset, option="--eval-subset") if test_ex is not None else None
     drawn = select_ex = select_drawn = None
     short: dict[str, dict[str, int]] = {}
     if args.shots:
-        from .tasks.fewshot import few_shot_dev_split, short_classes
-
         full_train = train_ex
         train_ex, drawn = sample_few_shot(full_train, args.shots, args.seed)
         short["train"] = short_classes(full_train, drawn, args.shots)

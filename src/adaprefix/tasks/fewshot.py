@@ -10,6 +10,19 @@ from collections import defaultdict
 from .records import PairExample, TokenExample
 
 
+def is_grouped(examples: list) -> bool:
+    """Records that come in groups drawn whole (MultiRC's answer rows, grouped by question)."""
+    return isinstance(examples[0], PairExample) and examples[0].group is not None
+
+
+def positions_by(examples: list, indices, attribute: str) -> dict[object, list[int]]:
+    """The ``indices`` of ``examples`` keyed by each record's ``attribute`` (its group or label), in index order."""
+    out: dict[object, list[int]] = defaultdict(list)
+    for i in indices:
+        out[getattr(examples[i], attribute)].append(i)
+    return out
+
+
 def sample_few_shot(examples: list, shots: int, seed: int, exclude: frozenset[int] = frozenset()) -> tuple[list, list[int]]:
     """K per class (K questions for MultiRC, K sentences for NER) drawn with ``seed``, never from ``exclude``."""
     if shots < 1:
@@ -18,17 +31,13 @@ def sample_few_shot(examples: list, shots: int, seed: int, exclude: frozenset[in
     pool = [i for i in range(len(examples)) if i not in exclude]
     if isinstance(examples[0], TokenExample):
         drawn = sorted(rng.sample(pool, min(shots, len(pool))))
-    elif isinstance(examples[0], PairExample) and examples[0].group is not None:  # MultiRC: K questions
-        by_group: dict[str, list[int]] = defaultdict(list)
-        for i in pool:
-            by_group[examples[i].group].append(i)
+    elif is_grouped(examples):  # MultiRC: K questions
+        by_group = positions_by(examples, pool, "group")
         groups = sorted(by_group)
         chosen = rng.sample(groups, min(shots, len(groups)))
         drawn = sorted(i for g in chosen for i in by_group[g])
     else:
-        by_label: dict[object, list[int]] = defaultdict(list)
-        for i in pool:
-            by_label[examples[i].label].append(i)
+        by_label = positions_by(examples, pool, "label")
         drawn = sorted(i for label in sorted(by_label, key=str) for i in rng.sample(by_label[label], min(shots, len(by_label[label]))))
     return [examples[i] for i in drawn], drawn
 
@@ -49,10 +58,8 @@ def draw_subset(examples: list, size: int, seed: int = SUBSET_SEED, option: str 
     if size >= len(examples):
         return list(examples)
     rng = random.Random(seed)
-    if isinstance(examples[0], PairExample) and examples[0].group is not None:
-        by_group: dict[str, list[int]] = defaultdict(list)
-        for i, example in enumerate(examples):
-            by_group[example.group].append(i)
+    if is_grouped(examples):
+        by_group = positions_by(examples, range(len(examples)), "group")
         order = sorted(by_group)
         rng.shuffle(order)
         chosen: list[int] = []
@@ -78,8 +85,7 @@ def short_classes(examples: list, drawn: list[int], shots: int) -> dict[str, int
 
         short_classes(train, drawn, 32)   # {"neutral": 16}
     """
-    if not examples or isinstance(examples[0], TokenExample) or (
-            isinstance(examples[0], PairExample) and examples[0].group is not None):
+    if not examples or isinstance(examples[0], TokenExample) or is_grouped(examples):
         return {}
     got: dict[str, int] = {str(e.label): 0 for e in examples}
     for i in drawn:
@@ -87,4 +93,4 @@ def short_classes(examples: list, drawn: list[int], shots: int) -> dict[str, int
     return {label: n for label, n in sorted(got.items()) if n < shots}
 
 
-__all__ = ["few_shot_dev_split", "sample_few_shot", "short_classes"]
+__all__ = ["draw_subset", "few_shot_dev_split", "sample_few_shot", "short_classes"]
