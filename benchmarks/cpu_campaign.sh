@@ -5,6 +5,9 @@
 #   benchmarks/cpu_campaign.sh status    # streams alive, each stream's current sweep, runs in flight and their epoch
 #   benchmarks/cpu_campaign.sh stop      # stop the streams, park unfinished prefix runs, collect, rebuild tables
 #   benchmarks/cpu_campaign.sh check     # every queue item through paper.py --dry-run (start does it first)
+#   benchmarks/cpu_campaign.sh handover A RUN "ITEM;ITEM"   # once RUN (a run folder, from the repository root) has
+#                                        # finished, restart stream A on those items: e.g. end a session's stream A on
+#                                        # parkable work after an FT run
 #   git add benchmarks/results benchmarks/inflight BENCHMARKS.md && git commit ...
 #
 # Each stream walks its queue below in order, one paper.py call per item, one torch thread per run (two streams
@@ -110,6 +113,25 @@ check)
 _stream)
     stream "$2"
     ;;
+handover)  # handover S RUN ITEMS: in the background, wait for RUN/results.json, then stop stream S and restart it
+    s=${2:-}; run=${3:-}; items=${4:-}
+    case "$s" in A|B) ;; *) echo "handover: stream A or B, got '$s'" >&2; exit 2 ;; esac
+    [ -n "$items" ] || { echo "handover: no queue items" >&2; exit 2; }
+    alive "$s" || { echo "handover: stream $s is not running" >&2; exit 2; }
+    [ -d "$run" ] || { echo "handover: no run folder $run" >&2; exit 2; }
+    IFS=';' read -r -a "queue_$s" <<<"$items"
+    check || exit 2  # the new items must run before the old stream is stopped for them
+    env "CAMPAIGN_QUEUE_$s=$items" setsid bash "$0" _watch "$s" "$run" >/dev/null 2>&1 < /dev/null &
+    echo "[campaign] stream $s: hands over to \"$items\" once $run finishes (watcher pid $!)"
+    ;;
+_watch)  # the handover's watcher; CAMPAIGN_QUEUE_<S> holds the new items and passes on to the new stream
+    until [ -f "$3/results.json" ]; do sleep "${CAMPAIGN_POLL_S:-20}"; done
+    kill -TERM -- "-$(cat "$state/$2.pid")" 2>/dev/null
+    sleep "${CAMPAIGN_LOCK_S:-5}"  # the killed runs release their folder locks; a fine-tuning run just begun restarts later
+    echo "[campaign] $(date -u +%FT%TZ) stream $2 handed over after $3" >>"$state/$2.log"
+    setsid bash "$0" _stream "$2" >>"$state/$2.log" 2>&1 < /dev/null &
+    echo $! >"$state/$2.pid"
+    ;;
 status)
     for s in A B; do
         if alive "$s"; then echo "stream $s: running (pid $(cat "$state/$s.pid"))"; else echo "stream $s: stopped"; fi
@@ -138,7 +160,7 @@ stop)
     git status --short benchmarks | head -n 30
     ;;
 *)
-    echo "usage: $0 start | status | stop | check" >&2
+    echo "usage: $0 start | status | stop | check | handover S RUN ITEMS" >&2
     exit 2
     ;;
 esac

@@ -50,3 +50,62 @@ def test_cpu_campaign_check_names_the_item_that_would_fail(tmp_path):
     assert proc.returncode == 1
     assert "stream B: item does not run: --phase mian --tasks rte" in proc.stderr
 
+
+
+def wait_for(condition, timeout: float = 30.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_cpu_campaign_handover_restarts_the_stream_after_the_run_finishes(tmp_path):
+    # a stub python logs each paper.py call; a sleeping process stands in for the running stream A
+    calls = tmp_path / "calls.log"
+    stub = tmp_path / "python"
+    stub.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    stub.chmod(0o755)
+    state, run = tmp_path / "state", tmp_path / "run"
+    state.mkdir()
+    run.mkdir()
+    old = subprocess.Popen(["setsid", "sleep", "300"])
+    (state / "A.pid").write_text(f"{old.pid}\n")
+    env = dict(os.environ, PYTHON=str(stub), CAMPAIGN_OUT=str(tmp_path / "out"), CAMPAIGN_STATE=str(state),
+               CAMPAIGN_TREE=str(tmp_path / "tree"), CAMPAIGN_POLL_S="0.1", CAMPAIGN_LOCK_S="0")
+    script = str(ROOT / "benchmarks" / "cpu_campaign.sh")
+    try:
+        item = "--phase main --tasks conll03 --methods apt"
+        proc = subprocess.run(["bash", script, "handover", "A", str(run), item], capture_output=True, text=True,
+                              env=env, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert f"--dry-run {item}" in calls.read_text()  # the new item was checked first
+        assert not wait_for(lambda: old.poll() is not None, timeout=1.0)  # the run has not finished: stream A lives
+        (run / "results.json").write_text("{}")
+        assert wait_for(lambda: old.poll() is not None)  # then the old stream is stopped ...
+        # ... and a new stream A runs the handed-over item (not a dry run) and records its pid
+        assert wait_for(lambda: any(line.endswith(item) and "--dry-run" not in line
+                                    for line in calls.read_text().splitlines()))
+        assert int((state / "A.pid").read_text()) != old.pid
+        assert "stream A handed over after" in (state / "A.log").read_text()
+    finally:
+        old.kill()
+
+
+def test_cpu_campaign_handover_refuses_a_missing_run_folder(tmp_path):
+    old = subprocess.Popen(["setsid", "sleep", "300"])
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "A.pid").write_text(f"{old.pid}\n")
+    env = dict(os.environ, PYTHON=sys.executable, CAMPAIGN_STATE=str(state))
+    try:
+        proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "cpu_campaign.sh"), "handover", "A",
+                               str(tmp_path / "nowhere"), "--phase main --tasks cb"], capture_output=True, text=True,
+                              env=env, timeout=60)
+        assert proc.returncode == 2 and "no run folder" in proc.stderr
+        assert old.poll() is None  # the running stream is left alone
+    finally:
+        old.kill()
