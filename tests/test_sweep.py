@@ -69,6 +69,19 @@ def test_report_groups_seeds_and_computes_spread(tmp_path):
     assert table.splitlines()[2].endswith("| yes |")  # lr 1e-2 is chosen (best mean dev)
 
 
+def test_report_groups_a_run_from_before_a_setting_existed_with_runs_that_leave_it_at_its_default(tmp_path):
+    _results(tmp_path, "old", 11, 0.56, 1e-2)  # its train_args predate eval_subset
+    for name, seed, eval_subset in (("new", 12, None), ("subset", 13, 500)):
+        _results(tmp_path, name, seed, 0.54, 1e-2)
+        path = tmp_path / name / "results.json"
+        results = json.loads(path.read_text())
+        results["train_args"]["eval_subset"] = eval_subset
+        path.write_text(json.dumps(results))
+    rows = collect_rows([tmp_path])
+    assert sorted(row["seeds"] for row in rows) == [[11, 12], [13]]
+    assert next(r for r in rows if r["seeds"] == [13])["config"]["eval_subset"] == 500
+
+
 def test_ties_on_dev_go_to_fewer_parameters_then_the_smaller_learning_rate():
     def row(lr, params, dev):
         return {"task": "cb", "method": "prefix", "config": {"lr": lr}, "trainable_params_without_head": params,

@@ -158,6 +158,12 @@ class TrainArgs:
             if self.prefix_projection:
                 raise ValueError("--prefix-projection has no meaning with --method finetune (no prefix is trained)")
 
+    @classmethod
+    def defaults(cls) -> dict:
+        """Every setting's default, in the JSON form that results.json and sweep files store."""
+        values = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+        return json.loads(json.dumps(values, default=str))
+
     def prefix_config(self) -> PrefixConfig:
         gates = {} if self.method != "apt" else {"token_gate": self.token_gate, "layer_gate": self.layer_gate,
                                                  "gate_pooling": self.gate_pooling or "mean",

@@ -15,6 +15,8 @@ import json
 import statistics
 from pathlib import Path
 
+from ..training import TrainArgs
+
 # Settings that do not define a configuration: runs that differ only here are seeds of one configuration.
 NOT_CONFIGURATION = frozenset({"seed", "output", "resume", "progress", "data_dir", "eval_batch_size", "prefix_source"})
 
@@ -33,8 +35,15 @@ def find_results(paths: list[str | Path]) -> list[Path]:
 
 
 def configuration(results: dict) -> dict:
-    """What identifies a run's configuration (everything but the seed and where it ran)."""
-    args = {k: v for k, v in results.get("train_args", {}).items() if k not in NOT_CONFIGURATION}
+    """What identifies a run's configuration (everything but the seed and where it ran).
+
+    A setting the run's adaprefix did not have yet takes its default, as it could not have changed that run:
+    a run from before ``--eval-subset`` existed groups with today's runs that leave it unset.
+    """
+    stored = results.get("train_args", {})
+    args = {k: v for k, v in stored.items() if k not in NOT_CONFIGURATION}
+    if stored:
+        args.update({k: v for k, v in TrainArgs.defaults().items() if k not in stored and k not in NOT_CONFIGURATION})
     args["task"], args["method"] = results["task"], results["method"]
     if results.get("prefix_lengths") is not None and args.get("method") != "finetune":
         args["prefix_len"] = results["prefix_lengths"] if len(set(results["prefix_lengths"])) > 1 else results["prefix_lengths"][0]

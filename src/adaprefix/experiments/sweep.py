@@ -210,9 +210,7 @@ def _changed_settings(before: dict, now: dict) -> list[str]:
     """Names of the settings that differ between a stored sweep identity and this one. A training setting the
     stored sweep does not know (added to adaprefix after it began) counts as unchanged while it holds its
     default: it cannot have changed that sweep's runs, so a newer adaprefix can resume an older sweep."""
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainArgs)
-                if f.default is not dataclasses.MISSING}
-    defaults = json.loads(json.dumps(defaults, default=str))
+    defaults = TrainArgs.defaults()
     changed = sorted(k for k in now if k != "base" and before.get(k) != now[k])
     old_base, new_base = before.get("base", {}), now["base"]
     for key in sorted(set(old_base) | set(new_base)):
