@@ -41,9 +41,8 @@ def configuration(results: dict) -> dict:
     a run from before ``--eval-subset`` existed groups with today's runs that leave it unset.
     """
     stored = results.get("train_args", {})
-    args = {k: v for k, v in stored.items() if k not in NOT_CONFIGURATION}
-    if stored:
-        args.update({k: v for k, v in TrainArgs.defaults().items() if k not in stored and k not in NOT_CONFIGURATION})
+    settings = {**TrainArgs.defaults(), **stored} if stored else {}
+    args = {k: v for k, v in settings.items() if k not in NOT_CONFIGURATION}
     args["task"], args["method"] = results["task"], results["method"]
     if results.get("prefix_lengths") is not None and args.get("method") != "finetune":
         args["prefix_len"] = results["prefix_lengths"] if len(set(results["prefix_lengths"])) > 1 else results["prefix_lengths"][0]
