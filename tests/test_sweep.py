@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from adaprefix.experiments.report import best_per_method, collect_rows, markdown_table
+from adaprefix.experiments.report import best_per_method, collect_rows, markdown_table, write_report
 from adaprefix.experiments.sweep import SweepSpec, _changed_settings, parse_grid
 from adaprefix.training import TrainArgs
 from conftest import SHARED_DATA
@@ -80,6 +80,22 @@ def test_report_groups_a_run_from_before_a_setting_existed_with_runs_that_leave_
     rows = collect_rows([tmp_path])
     assert sorted(row["seeds"] for row in rows) == [[11, 12], [13]]
     assert next(r for r in rows if r["seeds"] == [13])["config"]["eval_subset"] == 500
+
+
+def test_written_report_names_runs_relative_to_itself_whatever_the_working_directory(tmp_path, monkeypatch):
+    sweep = tmp_path / "results" / "main" / "rte-apt-lr"
+    sweep.mkdir(parents=True)
+    _results(sweep, "apt-s11", 11, 0.60, 1e-2)
+    _results(sweep, "apt-s12", 12, 0.70, 1e-2)
+    out = tmp_path / "results" / "main" / "rte-apt-lr"  # as paper.py --collect writes it: beside the sweep folder
+    _, by_absolute = write_report([sweep], output=out)
+    monkeypatch.chdir(tmp_path)
+    _, by_relative = write_report([Path("results/main/rte-apt-lr")], output=Path("results/main/rte-apt-lr"))
+    written = json.loads(out.with_suffix(".json").read_text())
+    assert by_absolute["rows"][0]["runs"] == by_relative["rows"][0]["runs"] == written["rows"][0]["runs"] \
+        == ["rte-apt-lr/apt-s11", "rte-apt-lr/apt-s12"]
+    for run in written["rows"][0]["runs"]:  # each entry leads from the JSON's folder to its run
+        assert ((out.parent / run) / "results.json").is_file()
 
 
 def test_ties_on_dev_go_to_fewer_parameters_then_the_smaller_learning_rate():

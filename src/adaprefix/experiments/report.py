@@ -12,6 +12,7 @@ Usage::
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from pathlib import Path
 
@@ -139,12 +140,21 @@ def markdown_table(rows: list[dict]) -> str:
 
 def write_report(paths: list[str | Path], output: str | Path | None = None, title: str = "Results",
                  extra: dict | None = None) -> tuple[str, dict]:
-    """Markdown and JSON for ``paths``; written as ``output``.md / .json when ``output`` is given."""
+    """Markdown and JSON for ``paths``; written as ``output``.md / .json when ``output`` is given.
+
+    Written to a file, each row's run folders are given relative to that file's folder, so the document reads the
+    same whichever working directory (or absolute path) the report was made from, and stays valid when moved
+    together with its runs.
+    """
     from ..fileio import atomic_write
 
     rows = collect_rows(paths)
     if not rows:
         raise ValueError(f"no results.json under {', '.join(map(str, paths))}")
+    if output is not None:
+        home = Path(output).parent.resolve()
+        for row in rows:
+            row["runs"] = [os.path.relpath(Path(run).resolve(), home) for run in row["runs"]]
     best = best_per_method(rows)
     doc = {"rows": rows, "chosen": {k: v["config"] for k, v in best.items()}, **(extra or {})}
     md = (f"# {title}\n\nScores x100, mean ± std over seeds (sample std); dev = the selection metric at the best "
