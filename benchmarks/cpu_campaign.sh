@@ -50,7 +50,9 @@ queue_A=(
 queue_B=(
     "--phase ablations --tasks rte"
     "--phase main --tasks conll03 --methods prefix"
+    "--phase epochs --tasks conll03"
     "--phase main --tasks ontonotes --methods prefix --train-subset ontonotes=10000"
+    "--phase epochs --tasks ontonotes --train-subset ontonotes=10000"
     "--phase defaults --tasks rte"
     "--phase main --tasks multirc --methods prefix $multirc_subset"
 )

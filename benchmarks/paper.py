@@ -22,6 +22,11 @@ Phases (each a list of sweeps; every sweep resumes where it stopped, finished ru
   CoNLL04, RTE, CB, WSC); ``paper_tables.py`` turns them into table 5 and its figure. A run whose adapter did not
   survive a fresh checkout (and has no committed probe) is retrained first, same point and seed, in
   ``gates/<task>-apt-s<seed>``; its probe then stands in for the original's (and sizes PT2+ / plans PT2*).
+* ``epochs``: the rule "the best epoch is not the last", checked after the main table: where a prefix method's
+  main-table run at its chosen point (any seed) peaked at the last epoch, the first seed of PT2 and APT at their
+  chosen points once more with :data:`EPOCH_CHECK_FACTOR` x the epochs (``epochs/<task>-<method>-epochs<N>``).
+  NER's rate decays per epoch (0.95), a schedule that does not depend on the number of epochs, so there the
+  longer run continues the shorter one; SuperGLUE's linear decay stretches instead.
 * ``fewshot``: K = 16 and 32 per class on CB, RTE, WiC, COPA and CoNLL04, PT2 / APT / FT, five draws, each method
   at its main-table point (lr, and length for prefix methods; skipped until that is chosen); the epoch is chosen on
   K per class drawn from train, disjoint from the training draw (``--shots-dev``).
@@ -47,6 +52,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -67,6 +73,8 @@ METHODS = ("prefix", "apt", "finetune")
 # Epochs where the task's default is too few for the protocol's rule (the best epoch must not be the last):
 # at 20, CoNLL04's P-tuning v2 runs (seed 11, lr 1e-2 and 2e-2) peaked at epoch 19 with dev F1 still rising.
 TASK_EPOCHS = {"conll04": 40}
+EPOCH_CHECK_FACTOR = 1.5  # the epochs phase: how much longer than the main table its runs train
+EPOCH_CHECK_METHODS = ("prefix", "apt")  # fine-tuning is left out: ~200x the parameters and not parkable
 # Max lengths beside the task's default (128): a MultiRC paragraph, question and answer run to ~300 tokens and more,
 # so at 128 most of the paragraph an answer needs is cut away
 TASK_MAX_LENGTH = {"multirc": 512}
@@ -78,6 +86,7 @@ AT_PT2_LR = "pt2-lr"  # suffix of the PT2+ / PT2* sweeps rerun at P-tuning v2's 
 RUN_FILES = ("results.json", "val-predictions.json")  # what --collect keeps of a run (and restore puts back)
 PARK_LIMIT_MB = 4.0  # a parked run is committed: prefix-method runs (~1 MB) fit, fine-tuning ones (~350 MB) do not
 ADAPREFIX = [sys.executable, "-m", "adaprefix.cli"]
+PHASES = ("defaults", "main", "epochs", "ablations", "fewshot", "gates")  # the order a full run takes them in
 
 
 def run_name(method: str, params: dict, seed: int) -> str:
@@ -145,7 +154,8 @@ class Protocol:
               extra: list[str] | None = None) -> Path:
         out = self.out / phase / name
         self.restore(phase, name, out)
-        protocol = [] if "--epochs" in self.common or task not in TASK_EPOCHS else ["--epochs", str(TASK_EPOCHS[task])]
+        user_epochs = "--epochs" in self.common or "--epochs" in (extra or [])
+        protocol = [] if user_epochs or task not in TASK_EPOCHS else ["--epochs", str(TASK_EPOCHS[task])]
         if "--max-length" not in self.common and task in TASK_MAX_LENGTH:
             protocol += ["--max-length", str(TASK_MAX_LENGTH[task])]
         for option, sizes in (("--train-subset", self.subsets), ("--eval-subset", self.eval_subsets)):
@@ -359,6 +369,50 @@ class Protocol:
                     self.sweep("ablations", f"{task}-{name}-{AT_PT2_LR}", task, "prefix", [], seeds,
                                ["--lr", str(pt2["lr"]), *flags])
 
+    def epochs(self, tasks: list[str]) -> None:
+        """Where a main-table prefix run at its chosen point peaked at its last epoch, train the first seed of
+        every prefix method (of ``--methods``) at its chosen point with EPOCH_CHECK_FACTOR x the epochs."""
+        for task in [t for t in MAIN_TASKS if t in tasks]:
+            points = {m: self.main_point(task, m) for m in EPOCH_CHECK_METHODS}
+            if any(point is None for point in points.values()):
+                print(f"[paper] epochs/{task}: the main table's PT2 and APT points are not both there yet; skipped",
+                      flush=True)
+                continue
+            last = self.main_epochs(task)
+            late = [f"{method} seed {seed}" for method in EPOCH_CHECK_METHODS
+                    for seed, run in self.main_results(task, method).items()
+                    if json.loads(run.read_text()).get("best_epoch") == last]
+            if not late:
+                print(f"[paper] epochs/{task}: no main-table prefix run peaked at its last epoch ({last}); "
+                      "nothing to check", flush=True)
+                continue
+            longer = math.ceil(EPOCH_CHECK_FACTOR * last)
+            print(f"[paper] epochs/{task}: {', '.join(late)} peaked at the last epoch ({last}); {longer} epochs",
+                  flush=True)
+            for method in [m for m in EPOCH_CHECK_METHODS if m in self.methods]:
+                self.sweep("epochs", f"{task}-{method}-epochs{longer}", task, method, [], seeds_for(task)[:1],
+                           [*points[method], "--epochs", str(longer)])
+
+    def main_epochs(self, task: str) -> int:
+        """The epochs the main table's runs of ``task`` trained: ``-- --epochs N`` if given, else the protocol's."""
+        if "--epochs" in self.common:
+            return int(self.common[self.common.index("--epochs") + 1])
+        return epochs_for(task)
+
+    def main_results(self, task: str, method: str) -> dict[int, Path]:
+        """Per seed, the results.json of the finished main-table run at the chosen point of ``task`` and
+        ``method``: from this output folder or, where the run is not here, the committed results."""
+        best = self.main_choice(task, method)
+        if best is None:
+            return {}
+        here = self.seed_runs(self.out / "main", task, method, best, "runs")
+        committed = self.seed_runs(Path(self.ns.results) / "main", task, method, best, "")
+        found = {}
+        for seed in here:
+            options = [r / "results.json" for r in [*here[seed], *committed[seed]]]
+            found.update({seed: r for r in options[::-1] if r.is_file()})  # the first that exists wins
+        return found
+
     def fewshot(self, tasks: list[str]) -> None:
         """K = 16 and 32 per class (sentences for NER), five draws (seeds); the epoch is chosen on K per class
         drawn from train, disjoint from the training draw (--shots-dev), and the official dev score at that
@@ -569,8 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", default="runs/paper", help="where sweeps and runs go (default: runs/paper)")
     p.add_argument("--model", default="minilm", help="packaged name, folder or hub id (default: minilm)")
     p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
-    p.add_argument("--phase", nargs="+", default=["defaults", "main", "ablations", "fewshot", "gates"],
-                   choices=["defaults", "main", "ablations", "fewshot", "gates"])
+    p.add_argument("--phase", nargs="+", default=list(PHASES), choices=PHASES)
     p.add_argument("--tasks", nargs="+", default=MAIN_TASKS)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
                    help="methods of the main and fewshot phases (default: all); other phases are unaffected")

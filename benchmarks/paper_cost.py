@@ -31,7 +31,10 @@ Runs copied rather than trained (the main table's length-16 run of a prefix meth
 into the len stage: its ``train_args.output`` names another sweep) are neither counted as present nor measured twice.
 The ablations' extra arms (PT2+ and PT2* at P-tuning v2's own lr) are counted where the committed main table shows
 PT2's and APT's chosen lrs differ, and named as not yet known where either lr stage is incomplete. The gates phase
-(probes of finished runs; it trains only to replace an adapter a fresh checkout lost) is not counted.
+(probes of finished runs; it trains only to replace an adapter a fresh checkout lost) is not counted, nor is the
+epochs phase (1.5x the epochs for the first seed of PT2 and APT, only where a main-table run peaked at its last
+epoch: a few runs per such task). Runs trained for other epochs than the protocol's (the epochs phase, side checks)
+are not measured either: seconds per run assume the protocol's epochs.
 Runs parked by ``paper.py --park`` (``--inflight``, default ``inflight/`` beside RESULTS) resume from their last
 epoch: the share of a run each has trained is left out of its sweep's hours (not of its remaining runs).
 """
@@ -176,6 +179,12 @@ class RunRecord:
     shots: int | None
     copied: bool  # a copy of a run trained in another sweep
     official_scored: float | None = None  # few-shot runs scoring dev/test lazily: share of epochs that scored them
+    epochs: int | None = None  # the epochs it was scheduled for
+
+    @property
+    def protocol_epochs(self) -> bool:
+        """Scheduled for the protocol's epochs of its task (unknown counts as yes): a run to measure seconds by."""
+        return self.epochs is None or self.epochs == paper.epochs_for(self.task)
 
 
 def is_copy(doc: dict, sweep: str) -> bool:
@@ -206,7 +215,7 @@ def read_run(path: Path) -> RunRecord:
     lazy = args.get("shots_dev") and args.get("eval_every_epoch") is False  # the key exists since lazy scoring
     scored = sum("val" in e for e in epochs) / len(epochs) if lazy and epochs else None
     return RunRecord(phase, sweep, doc["task"], doc["method"], cost_seconds(doc), args.get("shots"),
-                     is_copy(doc, sweep), scored)
+                     is_copy(doc, sweep), scored, args.get("epochs"))
 
 
 def read_runs(root: Path) -> list[RunRecord]:
@@ -225,19 +234,20 @@ def _mean(values: list[float]) -> float:
 
 
 def measured_seconds(runs: Iterable[RunRecord]) -> dict[tuple[str, str], tuple[float, int]]:
-    """(task, method) -> (mean cost_seconds, runs) over trained full-data runs (no shots, no copies)."""
+    """(task, method) -> (mean cost_seconds, runs) over trained full-data runs (no shots, no copies) of the
+    protocol's epochs."""
     groups: dict[tuple[str, str], list[float]] = defaultdict(list)
     for r in runs:
-        if r.shots is None and not r.copied:
+        if r.shots is None and not r.copied and r.protocol_epochs:
             groups[(r.task, r.method)].append(r.seconds)
     return {key: (_mean(v), len(v)) for key, v in groups.items()}
 
 
 def measured_task_seconds(runs: Iterable[RunRecord]) -> dict[str, tuple[float, int]]:
-    """task -> (mean cost_seconds, runs) over its trained full-data runs of every method."""
+    """task -> (mean cost_seconds, runs) over its trained full-data runs of every method (protocol's epochs)."""
     groups: dict[str, list[float]] = defaultdict(list)
     for r in runs:
-        if r.shots is None and not r.copied:
+        if r.shots is None and not r.copied and r.protocol_epochs:
             groups[r.task].append(r.seconds)
     return {task: (_mean(v), len(v)) for task, v in groups.items()}
 
@@ -553,7 +563,8 @@ def phases_markdown(rows: dict[str, dict], totals: dict[str, dict], streams: int
     out.append(f"| **all** | {remaining} | {hours:.1f} | {hours / streams:.1f} |")
     out.append(f"\nGrand total: {remaining} runs, {hours:.1f} single-thread hours ({hours / 24:.1f} days), "
                f"{hours / streams:.1f} wall-clock hours ({hours / streams / 24:.1f} days) at {streams} parallel "
-               "streams. The gates phase (probes; retraining only where a checkout lost an adapter) is not counted.")
+               "streams. The gates phase (probes; retraining only where a checkout lost an adapter) and the epochs phase "
+               "(1.5x the epochs where a main-table run peaked at its last) are not counted.")
     return "\n".join(out) + "\n"
 
 

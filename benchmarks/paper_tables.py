@@ -1,7 +1,7 @@
 """Every table of the paper protocol (``benchmarks/paper.py``), rebuilt from the committed results folder.
 
     python benchmarks/paper_tables.py benchmarks/results [--output benchmarks/results/paper-tables.md]
-        [--json benchmarks/results/paper-tables.json] [--tables defaults main ablations fewshot gates]
+        [--json benchmarks/results/paper-tables.json] [--tables defaults main ablations fewshot gates epochs]
         [--resamples 10000] [--no-examples]
 
 Reads ``DIR/<phase>/<sweep>/<run>/results.json`` as ``paper.py --collect`` leaves them (``val-predictions.json``
@@ -26,6 +26,9 @@ test = the test score at that epoch (NER: CoNLL03, CoNLL04, OntoNotes).
 5. Gates (``paper_gates.py``): per task, each layer's share of APT's gate weight from the probes of the main
    table's APT runs (or of their retrained copies under gates/, said in a note), mean ± sd over seeds, with a
    figure.
+6. Epoch check (``paper_epochs.py``): where ``paper.py --phase epochs`` trained a prefix method's first seed with
+   1.5x the epochs (a main-table run having peaked at its last epoch), its best dev and test against the main
+   table's run of that seed, and APT - PT2 at both lengths.
 
 Figures (``--figures DIR``, default the folder of ``--output``; none without either): paper-main.png and
 paper-ablations.png (``paper_plots.py``: every seed as a dot beside its cell's mean ± sd) and paper-gates.png.
@@ -76,6 +79,7 @@ paired = _import_script("paired")
 paper = _import_script("paper")  # the protocol's tasks, seeds and grids, as benchmarks/paper.py runs them
 paper_gates = _import_script("paper_gates")  # table 5 and its figure
 paper_plots = _import_script("paper_plots")  # the main, ablation and few-shot tables' figures
+paper_epochs = _import_script("paper_epochs")  # table 6: the epoch check
 per_class = _import_script("per_class")  # the main table's scores per class or entity type
 
 # ---------------------------------------------------------------- the protocol (as benchmarks/paper.py runs it)
@@ -1009,7 +1013,7 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-TABLES = ("defaults", "main", "ablations", "fewshot", "gates")
+TABLES = ("defaults", "main", "ablations", "fewshot", "gates", "epochs")
 
 
 FIGURES = {"main": "paper-main.png", "ablations": "paper-ablations.png", "fewshot": "paper-fewshot.png",
@@ -1042,7 +1046,7 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
     if "defaults" in tables:
         doc["defaults"] = defaults_table(root / "defaults", resamples)
         parts.append(defaults_markdown(doc["defaults"]))
-    if {"main", "ablations", "gates"} & set(tables):
+    if {"main", "ablations", "gates", "epochs"} & set(tables):
         main = main_table(root / "main", resamples, examples and "main" in tables)
         if "main" in tables:
             doc["main"] = main
@@ -1065,6 +1069,9 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
         doc["gates"]["notes"] += retrained_notes
         link = figure("gates", paper_gates.plot_gates, doc["gates"]) if doc["gates"]["tasks"] else None
         parts.append(paper_gates.gates_markdown(doc["gates"], link))
+    if "epochs" in tables:
+        doc["epochs"] = paper_epochs.epochs_table(root / "epochs", main)
+        parts.append(paper_epochs.epochs_markdown(doc["epochs"]))
     expected = expected_sweeps(root)  # reads the main table's lr stages once
     doc["missing"] = {p: v for p, v in missing_sweeps(root, expected).items() if p in tables}
     parts.append(missing_markdown(doc["missing"], expected))

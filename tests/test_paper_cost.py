@@ -200,6 +200,19 @@ def test_measured_seconds(tree: Path):
     assert pc.measured_few_shot_seconds(runs) == {("cb", "apt", 16): pytest.approx(30.0)}
 
 
+def test_runs_of_other_epochs_than_the_protocols_are_not_measured(tree: Path):
+    """An epochs-phase run (CB at 30 epochs, the protocol's being 20) costs 1.5x a protocol run: it would inflate
+    the seconds per run the remaining runs are priced at."""
+    write(tree, "epochs", "cb-apt-epochs30", "apt-s11", "cb", "apt", 9000.0)
+    path = tree / "epochs" / "cb-apt-epochs30" / "apt-s11" / "results.json"
+    doc = json.loads(path.read_text())
+    doc["train_args"]["epochs"] = 30
+    path.write_text(json.dumps(doc))
+    runs = pc.read_runs(tree)
+    assert pc.measured_seconds(runs)[("cb", "apt")] == (pytest.approx(1900 / 6), 6)
+    assert pc.measured_task_seconds(runs)["cb"] == (pytest.approx(2200 / 12), 12)
+
+
 def test_phase_rows_hours(tree: Path):
     sweeps = [s for s in pc.count_present(pc.read_runs(tree), pc.main_sweeps("cb")) if s.method == "apt"]
     costs = {("main", s.name): (360.0, "measured") for s in sweeps}

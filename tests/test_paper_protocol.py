@@ -412,3 +412,40 @@ def test_train_subset_goes_to_that_tasks_full_data_sweeps_only(tmp_path, capsys)
     for bad in (["multirc"], ["multirc=0"], ["boolq=10"], ["multirc=1e3"]):
         with pytest.raises(ValueError, match="expected TASK=N"):
             paper.parse_subsets(bad)
+
+
+def test_epochs_phase_checks_only_where_a_chosen_prefix_run_peaked_at_its_last_epoch(tmp_path, capsys):
+    """CoNLL04 (protocol: 40 epochs): PT2 chose (0.02, 16), APT (0.01, 16). Its runs at those points peak before
+    epoch 40 (nothing to check) until one seed's run, committed rather than here, peaks at 40: then both methods'
+    first seed train at 60 epochs, with --epochs given once."""
+    out, committed = tmp_path / "paper", tmp_path / "results"
+    for method, lr in (("prefix", 0.02), ("apt", 0.01)):
+        stage = out / "main" / f"conll04-{method}-len"
+        stage.mkdir(parents=True)
+        (stage / "summary.json").write_text(json.dumps({"chosen": {f"conll04/{method}": {"lr": lr, "prefix_len": 16}}}))
+        for name, best in ((f"{method}-prefix_len16-s11", 31), (f"{method}-prefix_len8-s11", 40)):  # len 8: not chosen
+            (finished(stage / "runs" / name, adapter=False) / "results.json").write_text(json.dumps({"best_epoch": best}))
+    ns = SimpleNamespace(output=str(out), data_dir="data", model="minilm", extra=[], methods=None,
+                         results=str(committed), dry_run=True)
+
+    def sweeps() -> list[str]:
+        paper.Protocol(ns).epochs(["conll04", "cb"])
+        return capsys.readouterr().out.splitlines()
+
+    lines = sweeps()
+    assert "[paper] epochs/conll04: no main-table prefix run peaked at its last epoch (40); nothing to check" in lines
+    assert "[paper] epochs/cb: the main table's PT2 and APT points are not both there yet; skipped" in lines
+    late = committed / "main" / "conll04-apt-seeds" / "apt-s13"
+    late.mkdir(parents=True)
+    (late / "results.json").write_text(json.dumps({"best_epoch": 40}))
+    lines = sweeps()
+    assert "[paper] epochs/conll04: apt seed 13 peaked at the last epoch (40); 60 epochs" in lines
+    runs = {line.split()[1].rstrip(":"): line for line in lines if line.startswith("[paper] epochs/conll04-")}
+    assert list(runs) == ["epochs/conll04-prefix-epochs60", "epochs/conll04-apt-epochs60"]
+    assert "--seeds 11 " in runs["epochs/conll04-prefix-epochs60"]
+    assert "--lr 0.02 --prefix-len 16 --epochs 60" in runs["epochs/conll04-prefix-epochs60"]
+    assert "--lr 0.01 --prefix-len 16 --epochs 60" in runs["epochs/conll04-apt-epochs60"]
+    assert all(line.count("--epochs") == 1 for line in runs.values())  # not also the protocol's 40
+    ns.methods = ["apt"]  # a stream may take one method
+    assert [line for line in sweeps() if line.startswith("[paper] epochs/conll04-")] == \
+        [line for line in lines if line.startswith("[paper] epochs/conll04-apt")]

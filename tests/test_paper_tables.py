@@ -490,3 +490,60 @@ def test_a_dev_subset_is_marked_beside_the_training_subset(tmp_path):
     assert table["subsets"] == {"multirc": "1,000 of 27,243 training records; 1,003 of 4,848 dev records"}
     assert "| multirc (subset) | f1a |" in pt.main_markdown(table)
 
+
+
+def _with_history(folder: Path, scores: list[float], epochs: int) -> None:
+    """Give a written run a per-epoch history (dev F1 ``scores``, epochs 1..) and ``epochs`` scheduled; its best
+    is the history's first maximum, as the trainer keeps it."""
+    path = folder / "results.json"
+    results = json.loads(path.read_text())
+    best = scores.index(max(scores))
+    results["epochs"] = [{"epoch": i + 1, "val": {"f1": s}} for i, s in enumerate(scores)]
+    results["train_args"]["epochs"], results["best_epoch"] = epochs, best + 1
+    results["best"]["val"]["f1"] = scores[best]
+    path.write_text(json.dumps(results))
+
+
+def test_epoch_check_sets_each_longer_run_beside_the_main_run_of_its_seed(tmp_path):
+    # CoNLL04 at 4 epochs in the main table, 6 in the epochs phase. PT2 peaks at epoch 4 of 4, then rises to 0.62
+    # at epoch 6; APT peaks at epoch 2 (ties at 3 keep 2) and gains nothing. PT2's longer run replays its first 4
+    # epochs; APT's does not (0.57 at epoch 2 instead of 0.58): the table must say so.
+    pt2, apt = [0.40, 0.50, 0.55, 0.60], [0.50, 0.58, 0.58, 0.56]
+    for method, lr, scores, longer in (("prefix", 0.02, pt2, pt2 + [0.61, 0.62]),
+                                       ("apt", 0.01, apt, [0.50, 0.57, 0.57, 0.56, 0.55, 0.54])):
+        main = write(tmp_path, "main", f"conll04-{method}-lr", "conll04", method, 11, 0.0, lr, 16, test=0.3,
+                     metric="f1")
+        _with_history(main, scores, 4)
+        run = write(tmp_path, "epochs", f"conll04-{method}-epochs6", "conll04", method, 11, 0.0, lr, 16, test=0.35,
+                    metric="f1", name=f"{method}-s11")
+        _with_history(run, longer, 6)
+    write(tmp_path, "epochs", "conll04-apt-epochs6", "conll04", "apt", 12, 0.5, 0.01, 16, metric="f1",
+          name="apt-s12")  # a seed the main table lacks: left out with a note
+    main = pt.main_table(tmp_path / "main", examples=False)
+    table = pt.paper_epochs.epochs_table(tmp_path / "epochs", main)
+    rows = {r["method"]: r for r in table["rows"]}
+    assert sorted(rows) == ["apt", "prefix"]
+    assert (rows["prefix"]["main_dev"], rows["prefix"]["main_best_epoch"], rows["prefix"]["dev"],
+            rows["prefix"]["best_epoch"]) == (0.60, 4, 0.62, 6)
+    assert rows["prefix"]["replay_same"] and rows["prefix"]["replay_dev"] == 0.60
+    assert (rows["apt"]["main_dev"], rows["apt"]["main_best_epoch"], rows["apt"]["dev"], rows["apt"]["best_epoch"]) \
+        == (0.58, 2, 0.57, 2)
+    assert not rows["apt"]["replay_same"] and rows["apt"]["replay_dev"] == 0.57
+    [gap] = table["apt_minus_pt2"]["conll04"]
+    assert gap["seed"] == 11 and gap["main"] == pytest.approx(0.58 - 0.60) and gap["longer"] == pytest.approx(0.57 - 0.62)
+    assert any("seed 12 has no main-table run" in n for n in table["notes"])
+    md = pt.paper_epochs.epochs_markdown(table)
+    assert "| conll04 | PT2 | 11 | 4 | 60.0 (4) | 30.0 | 6 | 62.0 (6) | 35.0 | same |" in md
+    assert "| conll04 | APT | 11 | 4 | 58.0 (2) | 30.0 | 6 | 57.0 (2) | 35.0 | 57.0 (main 58.0) |" in md
+    assert "APT - PT2 -2.0 at the main table's epochs, -5.0 at 1.5x" in md
+
+
+def test_committed_conll04_epoch_check_reproduces_the_quoted_figures():
+    """benchmarks/results/side/epochs60/README.md quotes these (PT2 72.2 (31) -> 72.9 (52), APT 74.0 (40) ->
+    74.4 (49)); both 60-epoch runs replay their main run's 40 epochs exactly."""
+    root = ROOT / "benchmarks" / "results"
+    table = pt.paper_epochs.epochs_table(root / "epochs", pt.main_table(root / "main", examples=False))
+    rows = {r["method"]: r for r in table["rows"] if r["task"] == "conll04"}
+    got = {m: (round(100 * r["main_dev"], 1), r["main_best_epoch"], round(100 * r["dev"], 1), r["best_epoch"],
+               round(100 * r["test"], 1), r["replay_same"]) for m, r in rows.items()}
+    assert got == {"prefix": (72.2, 31, 72.9, 52, 74.1, True), "apt": (74.0, 40, 74.4, 49, 74.4, True)}

@@ -1,0 +1,104 @@
+"""Table 6 of the paper protocol: the epoch check (``paper.py --phase epochs``), from the collected results.
+
+The protocol wants enough epochs that the best epoch is not the last. Where a main-table prefix run peaked at its
+last epoch, the epochs phase trains the first seed of PT2 and APT at their chosen points once more, with 1.5x the
+epochs, in ``epochs/<task>-<method>-epochs<N>``. This table sets each such run beside the main table's run of the
+same seed: the best dev score (and its epoch) within the main table's E epochs, within the longer run's N, the
+test score at each best epoch, and APT - PT2 at E and at N. For NER (rate decayed by 0.95 per epoch, whatever
+the number of epochs) the longer run's first E epochs are the main run again: the table checks that its best
+dev score over those epochs equals the main run's ("same" / the two values), which also shows that nothing but
+the extra epochs differs.
+
+    import paper_tables as pt, paper_epochs        # with benchmarks/ on sys.path
+    main = pt.main_table(Path("benchmarks/results/main"), examples=False)
+    print(paper_epochs.epochs_markdown(paper_epochs.epochs_table(Path("benchmarks/results/epochs"), main)))
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+SWEEP = re.compile(r"(?P<task>.+)-(?P<method>prefix|apt)-epochs(?P<epochs>\d+)")
+NAMES = {"prefix": "PT2", "apt": "APT"}
+
+
+def best_within(results: dict, metric: str, epochs: int) -> tuple[float, int] | None:
+    """(best dev score, its epoch) over the first ``epochs`` epochs of a run's history (``results["epochs"]``),
+    the first epoch on ties as the trainer keeps it; None where the history holds no scored epoch there."""
+    best = None
+    for entry in results.get("epochs") or []:
+        score = (entry.get("val") or {}).get(metric)
+        if entry.get("epoch", math.inf) <= epochs and score is not None and (best is None or score > best[0]):
+            best = (score, entry["epoch"])
+    return best
+
+
+def epochs_table(epochs_dir: Path, main: dict) -> dict:
+    """Rows (one per longer run) and, per task, APT - PT2 at the main table's epochs and at the longer ones.
+    ``main`` is :func:`paper_tables.main_table`'s result (its cells hold the runs)."""
+    import paper_tables as pt
+
+    rows: list[dict] = []
+    notes: list[str] = []
+    folders = sorted(p for p in epochs_dir.iterdir() if pt.has_runs(p)) if epochs_dir.is_dir() else []
+    for folder in folders:
+        match = SWEEP.fullmatch(folder.name)
+        if match is None:
+            notes.append(f"{folder.name}: not an epochs-phase sweep name (<task>-<method>-epochs<N>); left out")
+            continue
+        task, method = match["task"], match["method"]
+        cell = (main.get("cells", {}).get(task) or {}).get(method)
+        for longer in pt.load_runs(folder, notes):
+            base = next((r for r in (cell or {}).get("_runs", []) if r.seed == longer.seed), None)
+            if base is None:
+                notes.append(f"{folder.name}: seed {longer.seed} has no main-table run at the chosen point; left out")
+                continue
+            replay = best_within(longer.results, longer.metric, base.epochs)
+            rows.append({
+                "task": task, "method": method, "seed": longer.seed, "metric": longer.metric,
+                "main_epochs": base.epochs, "main_dev": base.dev, "main_best_epoch": base.best_epoch,
+                "main_test": base.test,
+                "epochs": longer.epochs, "dev": longer.dev, "best_epoch": longer.best_epoch, "test": longer.test,
+                "replay_dev": replay[0] if replay else None,
+                "replay_same": replay is not None and math.isclose(replay[0], base.dev, abs_tol=1e-12),
+                "_runs": [base, longer],
+            })
+    gaps = {}
+    for task in sorted({r["task"] for r in rows}):
+        by = {(r["method"], r["seed"]): r for r in rows if r["task"] == task}
+        seeds = sorted({s for m, s in by if (("prefix", s) in by and ("apt", s) in by)})
+        gaps[task] = [{"seed": s, "main": by["apt", s]["main_dev"] - by["prefix", s]["main_dev"],
+                       "longer": by["apt", s]["dev"] - by["prefix", s]["dev"]} for s in seeds]
+    runs = [run for r in rows for run in r["_runs"]]
+    return {"rows": rows, "apt_minus_pt2": gaps, "notes": notes, "provenance": pt.provenance(runs) if runs else ""}
+
+
+def _score(x: float | None) -> str:
+    return "" if x is None else f"{x * 100:.1f}"
+
+
+def epochs_markdown(table: dict) -> str:
+    """Section 6 of paper-tables.md."""
+    out = ["## 6. Epoch check: the main table's runs against 1.5x the epochs (seed 11)\n",
+           "Where a main-table prefix run at its chosen point peaked at its last epoch, PT2 and APT train once more "
+           "at that point with 1.5x the epochs (`paper.py --phase epochs`). Dev = the best dev score (its epoch); "
+           "test = at that epoch. 'first E epochs' = the longer run's best dev over the main table's epochs: for "
+           "NER (rate decayed per epoch) it must equal the main run's ('same').\n"]
+    if not table["rows"]:
+        return "\n".join(out) + "\nNo epochs-phase runs yet.\n"
+    out += ["| task | method | seed | E | dev at E (epoch) | test | N | dev at N (epoch) | test | first E epochs |",
+            "|---|---|---|---:|---|---:|---:|---|---:|---|"]
+    for r in table["rows"]:
+        replay = "same" if r["replay_same"] else f"{_score(r['replay_dev'])} (main {_score(r['main_dev'])})"
+        out.append(f"| {r['task']} | {NAMES[r['method']]} | {r['seed']} | {r['main_epochs']} | "
+                   f"{_score(r['main_dev'])} ({r['main_best_epoch']}) | {_score(r['main_test'])} | {r['epochs']} | "
+                   f"{_score(r['dev'])} ({r['best_epoch']}) | {_score(r['test'])} | {replay} |")
+    lines = [f"- {task}, seed {g['seed']}: APT - PT2 {g['main'] * 100:+.1f} at the main table's epochs, "
+             f"{g['longer'] * 100:+.1f} at 1.5x" for task, gaps in table["apt_minus_pt2"].items() for g in gaps]
+    out += ["", *lines] if lines else []
+    out += [f"\n{table['provenance']}"] if table["provenance"] else []
+    out += [f"- {n}" for n in table["notes"]]
+    return "\n".join(out) + "\n"
