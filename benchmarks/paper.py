@@ -407,11 +407,9 @@ class Protocol:
             return {}
         here = self.seed_runs(self.out / "main", task, method, best, "runs")
         committed = self.seed_runs(Path(self.ns.results) / "main", task, method, best, "")
-        found = {}
-        for seed in here:
-            options = [r / "results.json" for r in [*here[seed], *committed[seed]]]
-            found.update({seed: r for r in options[::-1] if r.is_file()})  # the first that exists wins
-        return found
+        found = {seed: next((r / "results.json" for r in [*here[seed], *committed[seed]]
+                             if (r / "results.json").is_file()), None) for seed in here}
+        return {seed: path for seed, path in found.items() if path is not None}
 
     def fewshot(self, tasks: list[str]) -> None:
         """K = 16 and 32 per class (sentences for NER), five draws (seeds); the epoch is chosen on K per class

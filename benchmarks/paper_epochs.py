@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any
 
 SWEEP = re.compile(r"(?P<task>.+)-(?P<method>prefix|apt)-epochs(?P<epochs>\d+)")
 NAMES = {"prefix": "PT2", "apt": "APT"}
@@ -82,9 +81,12 @@ def _score(x: float | None) -> str:
 
 def epochs_markdown(table: dict) -> str:
     """Section 6 of paper-tables.md."""
-    out = ["## 6. Epoch check: the main table's runs against 1.5x the epochs (seed 11)\n",
+    import paper_tables as pt
+
+    factor = f"{pt.paper.EPOCH_CHECK_FACTOR:g}x"
+    out = [f"## 6. Epoch check: the main table's runs against {factor} the epochs (seed 11)\n",
            "Where a main-table prefix run at its chosen point peaked at its last epoch, PT2 and APT train once more "
-           "at that point with 1.5x the epochs (`paper.py --phase epochs`). Dev = the best dev score (its epoch); "
+           f"at that point with {factor} the epochs (`paper.py --phase epochs`). Dev = the best dev score (its epoch); "
            "test = at that epoch. 'first E epochs' = the longer run's best dev over the main table's epochs: for "
            "NER (rate decayed per epoch) it must equal the main run's ('same').\n"]
     if not table["rows"]:
@@ -97,7 +99,7 @@ def epochs_markdown(table: dict) -> str:
                    f"{_score(r['main_dev'])} ({r['main_best_epoch']}) | {_score(r['main_test'])} | {r['epochs']} | "
                    f"{_score(r['dev'])} ({r['best_epoch']}) | {_score(r['test'])} | {replay} |")
     lines = [f"- {task}, seed {g['seed']}: APT - PT2 {g['main'] * 100:+.1f} at the main table's epochs, "
-             f"{g['longer'] * 100:+.1f} at 1.5x" for task, gaps in table["apt_minus_pt2"].items() for g in gaps]
+             f"{g['longer'] * 100:+.1f} at {factor}" for task, gaps in table["apt_minus_pt2"].items() for g in gaps]
     out += ["", *lines] if lines else []
     out += [f"\n{table['provenance']}"] if table["provenance"] else []
     out += [f"- {n}" for n in table["notes"]]
