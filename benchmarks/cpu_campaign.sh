@@ -157,7 +157,7 @@ stop)
     export PYTHONPATH="$root/src" HF_HUB_OFFLINE=1
     "$py" benchmarks/paper.py --output "$out" --results "$results" --park
     "$py" benchmarks/paper.py --output "$out" --results "$results" --collect "$results"
-    "$py" benchmarks/paper_tables.py "$results" --output "$results/paper-tables.md"
+    "$py" benchmarks/paper_tables.py "$results" --output "$results/paper-tables.md" --json "$results/paper-tables.json"
     "$py" benchmarks/paper_cost.py "$results" --train-subset ontonotes=10000 multirc=1000 --eval-subset multirc=1000 | tail -n 12
     git status --short benchmarks | head -n 30
     ;;

@@ -11,7 +11,9 @@ the extra epochs differs.
 
     import paper_tables as pt, paper_epochs        # with benchmarks/ on sys.path
     main = pt.main_table(Path("benchmarks/results/main"), examples=False)
-    print(paper_epochs.epochs_markdown(paper_epochs.epochs_table(Path("benchmarks/results/epochs"), main)))
+    table = paper_epochs.epochs_table(Path("benchmarks/results/epochs"), main)
+    print(paper_epochs.epochs_markdown(table))
+    paper_epochs.plot_epochs(table, "benchmarks/results/paper-epochs.png")   # dev per epoch, both lengths
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ def best_within(results: dict, metric: str, epochs: int) -> tuple[float, int] | 
         if entry.get("epoch", math.inf) <= epochs and score is not None and (best is None or score > best[0]):
             best = (score, entry["epoch"])
     return best
+
+
+def curve(results: dict, metric: str) -> tuple[list[int], list[float]]:
+    """(epochs, dev score x100) of a run's scored epochs, in epoch order: what :func:`plot_epochs` draws."""
+    points = sorted((e["epoch"], 100 * e["val"][metric]) for e in results.get("epochs") or []
+                    if (e.get("val") or {}).get(metric) is not None and "epoch" in e)
+    return [p[0] for p in points], [p[1] for p in points]
 
 
 def epochs_table(epochs_dir: Path, main: dict) -> dict:
@@ -79,8 +88,43 @@ def _score(x: float | None) -> str:
     return "" if x is None else f"{x * 100:.1f}"
 
 
-def epochs_markdown(table: dict) -> str:
-    """Section 6 of paper-tables.md."""
+def plot_epochs(table: dict, path: str | Path) -> Path:
+    """One panel per task: dev score per epoch of each method's main-table run (dashed) and of its longer run
+    (solid), the main table's last epoch as a vertical line and each run's best epoch marked. Where the solid
+    line still climbs past that line, the main table stopped early. Returns ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({r["task"] for r in table["rows"]})
+    fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(4.6 * max(1, len(tasks)), 3.4), squeeze=False)
+    colours = {"prefix": "C1", "apt": "C2"}  # PT2 / APT as in the other paper figures
+    for ax, task in zip(axes.flat, tasks):
+        rows = [r for r in table["rows"] if r["task"] == task]
+        for r in sorted(rows, key=lambda r: r["method"], reverse=True):
+            colour, name = colours[r["method"]], NAMES[r["method"]]
+            for run, style, label in ((r["_runs"][0], "--", f"{name}, {r['main_epochs']} epochs"),
+                                      (r["_runs"][1], "-", f"{name}, {r['epochs']} epochs")):
+                xs, ys = curve(run.results, r["metric"])
+                ax.plot(xs, ys, style, color=colour, linewidth=1.1 if style == "-" else 0.9, label=label)
+                if run.best_epoch in xs:
+                    ax.plot([run.best_epoch], [ys[xs.index(run.best_epoch)]], "*", color=colour, markersize=9)
+        ax.axvline(rows[0]["main_epochs"], color="grey", linewidth=0.8, linestyle=":")
+        ax.set_title(f"{task}, seed {rows[0]['seed']} (dev {rows[0]['metric']} x100; * best epoch)", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.grid(linewidth=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def epochs_markdown(table: dict, figure: str | None = None) -> str:
+    """Section 6 of paper-tables.md; ``figure`` (a path relative to the markdown) is linked where given."""
     import paper_tables as pt
 
     factor = f"{pt.paper.EPOCH_CHECK_FACTOR:g}x"
@@ -103,4 +147,5 @@ def epochs_markdown(table: dict) -> str:
     out += ["", *lines] if lines else []
     out += [f"\n{table['provenance']}"] if table["provenance"] else []
     out += [f"- {n}" for n in table["notes"]]
+    out += [f"\n![epochs figure]({figure})"] if figure else []
     return "\n".join(out) + "\n"

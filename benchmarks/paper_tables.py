@@ -30,8 +30,9 @@ test = the test score at that epoch (NER: CoNLL03, CoNLL04, OntoNotes).
    1.5x the epochs (a main-table run having peaked at its last epoch), its best dev and test against the main
    table's run of that seed, and APT - PT2 at both lengths.
 
-Figures (``--figures DIR``, default the folder of ``--output``; none without either): paper-main.png and
-paper-ablations.png (``paper_plots.py``: every seed as a dot beside its cell's mean ± sd) and paper-gates.png.
+Figures (``--figures DIR``, default the folder of ``--output``; none without either): paper-main.png,
+paper-ablations.png and paper-fewshot.png (``paper_plots.py``: every seed as a dot beside its cell's mean ± sd),
+paper-gates.png and paper-epochs.png (dev per epoch of the epoch check's runs at both lengths).
 
 Each table ends with the commits and machines its runs came from; sweeps the protocol expects but the folder lacks
 are listed at the end (and on stderr). Each table can be built on its own::
@@ -1017,7 +1018,14 @@ TABLES = ("defaults", "main", "ablations", "fewshot", "gates", "epochs")
 
 
 FIGURES = {"main": "paper-main.png", "ablations": "paper-ablations.png", "fewshot": "paper-fewshot.png",
-           "gates": "paper-gates.png"}
+           "gates": "paper-gates.png", "epochs": "paper-epochs.png"}
+
+
+def shown_path(path: Path) -> str:
+    """``path`` as the tables name it: relative to the working folder when inside it, so the committed
+    paper-tables.md and .json read the same whether the campaign (absolute paths) or a user (relative) rebuilt them."""
+    resolved, here = Path(path).resolve(), Path.cwd().resolve()
+    return str(resolved.relative_to(here)) if resolved.is_relative_to(here) else str(path)
 
 
 def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES,
@@ -1029,8 +1037,9 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
         md, doc = build(Path("benchmarks/results"), ["defaults"])
     """
     tables = list(tables)
-    doc: dict[str, Any] = {"root": str(root)}
-    parts = [f"# The paper's tables\n\nRebuilt by `python benchmarks/paper_tables.py {root}` from the collected "
+    shown = shown_path(root)
+    doc: dict[str, Any] = {"root": shown}
+    parts = [f"# The paper's tables\n\nRebuilt by `python benchmarks/paper_tables.py {shown}` from the collected "
              f"results.json files.\n"]
     main = None
 
@@ -1071,7 +1080,8 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
         parts.append(paper_gates.gates_markdown(doc["gates"], link))
     if "epochs" in tables:
         doc["epochs"] = paper_epochs.epochs_table(root / "epochs", main)
-        parts.append(paper_epochs.epochs_markdown(doc["epochs"]))
+        link = figure("epochs", paper_epochs.plot_epochs, doc["epochs"]) if doc["epochs"]["rows"] else None
+        parts.append(paper_epochs.epochs_markdown(doc["epochs"], link))
     expected = expected_sweeps(root)  # reads the main table's lr stages once
     doc["missing"] = {p: v for p, v in missing_sweeps(root, expected).items() if p in tables}
     parts.append(missing_markdown(doc["missing"], expected))

@@ -376,6 +376,18 @@ def test_missing_and_command_line(tree, tmp_path):
     assert "Commits: c0ffee (" in md
 
 
+def test_header_names_the_results_folder_relative_to_the_working_folder(tree, monkeypatch):
+    # the campaign passes an absolute path, a user a relative one: the committed tables must read the same
+    monkeypatch.chdir(tree.parent)
+    for given in (tree.resolve(), Path(tree.name)):
+        md, doc = pt.build(given, ["defaults"])
+        assert f"`python benchmarks/paper_tables.py {tree.name}`" in md and doc["root"] == tree.name
+    outside = tree.parent / "elsewhere"
+    outside.mkdir(exist_ok=True)
+    monkeypatch.chdir(outside)
+    assert pt.build(tree.resolve(), ["defaults"])[1]["root"] == str(tree.resolve())
+
+
 def test_committed_cb_defaults_reproduce_the_quoted_figures():
     sweeps = {s["sweep"]: s for s in pt.defaults_table(ROOT / "benchmarks" / "results" / "defaults")}
     dropout = sweeps["cb-attention-dropout"]
@@ -536,6 +548,13 @@ def test_epoch_check_sets_each_longer_run_beside_the_main_run_of_its_seed(tmp_pa
     assert "| conll04 | PT2 | 11 | 4 | 60.0 (4) | 30.0 | 6 | 62.0 (6) | 35.0 | same |" in md
     assert "| conll04 | APT | 11 | 4 | 58.0 (2) | 30.0 | 6 | 57.0 (2) | 35.0 | 57.0 (main 58.0) |" in md
     assert "APT - PT2 -2.0 at the main table's epochs, -5.0 at 1.5x" in md
+    # the figure draws each run's scored epochs in order, x100; it is linked where drawn
+    assert pt.paper_epochs.curve(rows["prefix"]["_runs"][1].results, "f1") == \
+        ([1, 2, 3, 4, 5, 6], pytest.approx([40.0, 50.0, 55.0, 60.0, 61.0, 62.0]))
+    out = tmp_path / "report" / "tables.md"
+    assert pt.main([str(tmp_path), "--output", str(out), "--tables", "epochs", "--resamples", "50",
+                    "--no-examples"]) == 0
+    assert "](paper-epochs.png)" in out.read_text() and (out.parent / "paper-epochs.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_committed_conll04_epoch_check_reproduces_the_quoted_figures():
