@@ -44,6 +44,7 @@ queue_A=(
     "--phase main --tasks conll03 --methods apt"
     "--phase main --tasks ontonotes --methods finetune --train-subset ontonotes=10000"
     "--phase main --tasks ontonotes --methods apt --train-subset ontonotes=10000"
+    "--phase epochs --tasks rte"
     "--phase main --tasks multirc --methods finetune $multirc_subset"
     "--phase main --tasks multirc --methods apt $multirc_subset"
 )

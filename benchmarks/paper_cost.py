@@ -31,10 +31,12 @@ Runs copied rather than trained (the main table's length-16 run of a prefix meth
 into the len stage: its ``train_args.output`` names another sweep) are neither counted as present nor measured twice.
 The ablations' extra arms (PT2+ and PT2* at P-tuning v2's own lr) are counted where the committed main table shows
 PT2's and APT's chosen lrs differ, and named as not yet known where either lr stage is incomplete. The gates phase
-(probes of finished runs; it trains only to replace an adapter a fresh checkout lost) is not counted, nor is the
-epochs phase (1.5x the epochs for the first seed of PT2 and APT, only where a main-table run peaked at its last
-epoch: a few runs per such task). Runs trained for other epochs than the protocol's (the epochs phase, side checks)
-are not measured either: seconds per run assume the protocol's epochs.
+(probes of finished runs; it trains only to replace an adapter a fresh checkout lost) is not counted. The epochs
+phase (``EPOCH_CHECK_FACTOR`` x the epochs for the first seed of PT2 and APT) is counted for the tasks whose
+committed main-table PT2 or APT runs already show a run that peaked at its last epoch, priced at that factor x a
+protocol run's seconds; tasks whose cells are still partial and show no such peak yet are named as not known.
+Runs trained for other epochs than the protocol's (the epochs phase, side checks) are not measured: seconds per
+run assume the protocol's epochs.
 Runs parked by ``paper.py --park`` (``--inflight``, default ``inflight/`` beside RESULTS) resume from their last
 epoch: the share of a run each has trained is left out of its sweep's hours (not of its remaining runs).
 """
@@ -59,7 +61,7 @@ import paper  # noqa: E402  (the protocol's tasks, seeds and grids)
 METHODS = ("finetune", "prefix", "apt")  # column order
 LABEL = {"finetune": "FT", "prefix": "PT2", "apt": "APT"}
 PREFIX_METHODS = ("prefix", "apt")
-PHASES = ("defaults", "main", "ablations", "fewshot")
+PHASES = ("defaults", "main", "ablations", "fewshot", "epochs")
 ABLATIONS = {"no-token-gate": "apt", "no-layer-gate": "apt", "pt2-plus": "prefix", "pt2-star": "prefix"}
 EVAL_WEIGHT = 1 / 3  # cost of scoring one example relative to training on it (forward vs forward + backward)
 NER_FAMILY = "ner"
@@ -188,12 +190,14 @@ class RunRecord:
 
 
 def is_copy(doc: dict, sweep: str) -> bool:
-    """True when the run was trained in another sweep (its output folder is ``.../<other sweep>/runs/<run>``)."""
+    """True when the run was trained in another sweep of the protocol (its output folder is
+    ``.../<phase>/<other sweep>/runs/<run>``), which counts it. A run trained outside the protocol (a side check,
+    ``runs/side/...``) and committed as a protocol run is no copy: nothing else counts it."""
     output = (doc.get("train_args") or {}).get("output")
     if not output:
         return False
     parts = Path(output).parts
-    return len(parts) >= 3 and parts[-2] == "runs" and parts[-3] != sweep
+    return len(parts) >= 4 and parts[-2] == "runs" and parts[-3] != sweep and parts[-4] in paper.PHASES
 
 
 def cost_seconds(doc: dict) -> float:
@@ -344,6 +348,7 @@ class Sweep:
     complete_at: int | None = None  # runs the sweep's folder holds when complete, copies included (defaults)
     held: int = 0  # runs its folder holds, copies included
     parked: float = 0.0  # run-equivalents its parked runs (paper.py --park) have trained: finished epochs / epochs
+    epochs_factor: float = 1.0  # its runs' epochs over the protocol's (the epochs phase): seconds scale by it
 
     @property
     def remaining(self) -> int:
@@ -408,13 +413,34 @@ def fewshot_sweeps(task: str) -> list[Sweep]:
             for k in paper.SHOTS for m in METHODS]
 
 
+def epochs_sweeps(task: str, results: Path) -> list[Sweep] | None:
+    """The epochs phase's sweeps for ``task`` as the committed main table calls for them: one run each of PT2 and
+    APT at ``paper.EPOCH_CHECK_FACTOR`` x the protocol's epochs where a main-table run of either at its chosen
+    point peaked at its last epoch (as ``paper.py --phase epochs`` decides); [] where none did and both cells are
+    complete; None (not known yet) where a cell is missing or partial and no run has peaked at its last."""
+    main_dir = results / "main"
+    cells = {m: _paper_tables().main_cell(main_dir, task, m) for m in paper.EPOCH_CHECK_METHODS}
+    if any(cell is None for cell in cells.values()):
+        return None
+    late = any(run.best_epoch == run.epochs for cell in cells.values() for run in cell["_runs"])
+    if not late:
+        return None if any(cell["partial"] for cell in cells.values()) else []
+    last = paper.epochs_for(task)
+    longer = math.ceil(paper.EPOCH_CHECK_FACTOR * last)
+    return [Sweep("epochs", f"{task}-{m}-epochs{longer}", task, m, 1, epochs_factor=longer / last)
+            for m in paper.EPOCH_CHECK_METHODS]
+
+
 def protocol_sweeps(results: Path | None = None) -> list[Sweep]:
     """Every training sweep of the protocol, phase by phase, with the runs each trains (with ``results``, the
-    ablations' extra arms at PT2's lr where that results folder shows they are needed)."""
+    ablations' extra arms at PT2's lr and the epochs phase's runs where that results folder shows they are
+    needed)."""
+    epochs = [s for t in paper.MAIN_TASKS for s in (epochs_sweeps(t, results) or [])] if results is not None else []
     return ([s for t in paper.DEFAULTS_TASKS for s in defaults_sweeps(t)]
             + [s for t in paper.MAIN_TASKS for s in main_sweeps(t)]
             + [s for t in paper.ABLATION_TASKS for s in ablation_sweeps(t, results)]
-            + [s for t in paper.FEWSHOT_TASKS for s in fewshot_sweeps(t)])
+            + [s for t in paper.FEWSHOT_TASKS for s in fewshot_sweeps(t)]
+            + epochs)
 
 
 def count_present(runs: Iterable[RunRecord], sweeps: list[Sweep]) -> list[Sweep]:
@@ -463,7 +489,8 @@ def sweep_cost(sweep: Sweep, stats: dict[str, TaskStats], measured, rates: Rates
     """Seconds per run of ``sweep`` and how they are known."""
     if sweep.shots is not None:
         return few_shot_seconds(stats[sweep.task], sweep.method, sweep.shots, rates, measured_few, scored_share)
-    return run_seconds(sweep.task, sweep.method, measured, rates, work)
+    seconds, how = run_seconds(sweep.task, sweep.method, measured, rates, work)
+    return (None if seconds is None else seconds * sweep.epochs_factor), how
 
 
 def phase_rows(sweeps: list[Sweep], costs: dict[tuple[str, str], tuple[float | None, str]]) -> dict[str, dict]:
@@ -563,8 +590,7 @@ def phases_markdown(rows: dict[str, dict], totals: dict[str, dict], streams: int
     out.append(f"| **all** | {remaining} | {hours:.1f} | {hours / streams:.1f} |")
     out.append(f"\nGrand total: {remaining} runs, {hours:.1f} single-thread hours ({hours / 24:.1f} days), "
                f"{hours / streams:.1f} wall-clock hours ({hours / streams / 24:.1f} days) at {streams} parallel "
-               "streams. The gates phase (probes; retraining only where a checkout lost an adapter) and the epochs phase "
-               "(1.5x the epochs where a main-table run peaked at its last) are not counted.")
+               "streams. The gates phase (probes; retraining only where a checkout lost an adapter) is not counted.")
     return "\n".join(out) + "\n"
 
 
@@ -620,6 +646,11 @@ def main(argv: list[str] | None = None) -> int:
               f"run-equivalents trained) resume where they stopped: their {credit:.1f} h are left out of the hours.\n")
     main_dir = Path(ns.results) / "main"
     unknown = [t for t in paper.ABLATION_TASKS if _paper_tables().pt2_lr_differs(main_dir, t) is None]
+    unknown_epochs = [t for t in paper.MAIN_TASKS if epochs_sweeps(t, Path(ns.results)) is None]
+    if unknown_epochs:
+        print(f"Not counted yet: the epochs phase for {', '.join(unknown_epochs)} (2 runs at "
+              f"{paper.EPOCH_CHECK_FACTOR:g}x the epochs per task, if a main-table PT2 or APT run peaks at its last "
+              "epoch; their cells are partial and none has yet).\n")
     if unknown:
         print(f"Not counted yet: PT2+ and PT2* at PT2's own lr ({paper.AT_PT2_LR} arms, 2 x seeds runs per task) for "
               f"{', '.join(unknown)}, whose main-table lr stages are not both in; paper.py runs them where PT2's "

@@ -96,13 +96,52 @@ def test_ablations_at_pt2_lr_counted_where_the_lrs_differ(tmp_path: Path):
     assert ablations == 4 * 16 + 2 * 3
 
 
+def _set(path: Path, **fields) -> None:
+    doc = json.loads(path.read_text())
+    doc.update(fields)
+    path.write_text(json.dumps(doc))
+
+
+def test_epochs_phase_counted_where_a_main_run_peaked_at_its_last_epoch(tmp_path: Path):
+    """CoNLL04 (40 epochs): PT2 chose 2e-2, APT 1e-2 on seed 11. With no run at its last epoch and only seed 11 in,
+    the check is not known yet; once the other seeds are in and none peaked at 40, it is not needed; once APT's
+    seed 13 peaks at 40, PT2 and APT each train once at 60 epochs, priced at 1.5x a protocol run."""
+    root = tmp_path / "results"
+    write_lr_stage(root, "conll04", "prefix", {0.005: 0.669, 0.01: 0.696, 0.02: 0.722})
+    write_lr_stage(root, "conll04", "apt", {0.005: 0.709, 0.01: 0.740, 0.02: 0.739})
+    main = root / "main"
+    for method, lr in (("prefix", 0.02), ("apt", 0.01)):
+        for path in (main / f"conll04-{method}-lr").glob("*/results.json"):
+            _set(path, best_epoch=31)  # the chosen runs and the others: none at 40
+    assert pc.epochs_sweeps("conll04", root) is None
+    for method, lr in (("prefix", 0.02), ("apt", 0.01)):
+        src = next((main / f"conll04-{method}-lr").glob(f"*lr{lr}-s11/results.json"))
+        for seed in (12, 13):
+            folder = main / f"conll04-{method}-seeds" / f"{method}-s{seed}"
+            folder.mkdir(parents=True)
+            doc = json.loads(src.read_text())
+            doc["seed"] = doc["train_args"]["seed"] = seed
+            doc["train_args"]["output"] = str(folder)
+            (folder / "results.json").write_text(json.dumps(doc))
+    assert pc.epochs_sweeps("conll04", root) == []
+    _set(main / "conll04-apt-seeds" / "apt-s13" / "results.json", best_epoch=40)
+    sweeps = pc.epochs_sweeps("conll04", root)
+    assert [(s.phase, s.name, s.method, s.expected, s.epochs_factor) for s in sweeps] == [
+        ("epochs", "conll04-prefix-epochs60", "prefix", 1, 1.5), ("epochs", "conll04-apt-epochs60", "apt", 1, 1.5)]
+    assert pc.epochs_sweeps("rte", root) is None  # no RTE runs: not known
+    assert [s.name for s in pc.protocol_sweeps(root) if s.phase == "epochs"] == [s.name for s in sweeps]
+    measured = {("conll04", "apt"): (1200.0, 3)}
+    assert pc.sweep_cost(sweeps[1], {}, measured, pc.Rates({}, {}, None, []), {}, {})[0] == pytest.approx(1800.0)
+
+
 def test_protocol_total():
     sweeps = pc.protocol_sweeps()
     by_phase = {p: sum(s.expected for s in sweeps if s.phase == p) for p in pc.PHASES}
     # defaults: cb 37, rte 21, conll04 21
     # main: small tasks (cb, copa, wsc) 8+8+7 = 23 each, the six others 6+6+5 = 17 each
     # ablations: 4 sweeps x (5 cb + 3 rte + 5 copa + 3 conll04); fewshot: 5 tasks x 2 K x 3 methods x 5 draws
-    assert by_phase == {"defaults": 79, "main": 3 * 23 + 6 * 17, "ablations": 4 * 16, "fewshot": 150}
+    # epochs: none without a results folder (the main table's runs decide it)
+    assert by_phase == {"defaults": 79, "main": 3 * 23 + 6 * 17, "ablations": 4 * 16, "fewshot": 150, "epochs": 0}
 
 
 # ---------------------------------------------------------------- a synthetic results tree
@@ -144,6 +183,14 @@ def test_read_runs_marks_copies(tree: Path):
     assert [(c.sweep, c.seconds) for c in copies] == [("cb-apt-len", 300.0)]
     lr = [r for r in runs if r.sweep == "cb-apt-lr"]
     assert len(lr) == 3 and not any(r.copied for r in lr)  # output in its own sweep: trained there
+
+
+def test_a_side_run_committed_into_a_protocol_sweep_is_no_copy():
+    # CoNLL04's 60-epoch side runs were moved into epochs/: nothing else counts them, so they are present there
+    side = {"train_args": {"output": "/w/runs/side/epochs60/conll04-apt/runs/apt-lr0.01-s11"}}
+    assert not pc.is_copy(side, "conll04-apt-epochs60")
+    copy = {"train_args": {"output": "/w/runs/paper/main/conll04-apt-lr/runs/apt-lr0.01-s11"}}
+    assert pc.is_copy(copy, "conll04-apt-len") and not pc.is_copy(copy, "conll04-apt-lr")
 
 
 def test_cost_seconds_prefers_cpu_time_of_one_thread_cpu_runs():
