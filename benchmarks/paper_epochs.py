@@ -92,10 +92,9 @@ def plot_epochs(table: dict, path: str | Path) -> Path:
     """One panel per task: dev score per epoch of each method's main-table run (dashed) and of its longer run
     (solid), the main table's last epoch as a vertical line and each run's best epoch marked. Where the solid
     line still climbs past that line, the main table stopped early. Returns ``path``."""
-    import matplotlib
+    import paper_plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = paper_plots.pyplot()
 
     tasks = sorted({r["task"] for r in table["rows"]})
     fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(4.6 * max(1, len(tasks)), 3.4), squeeze=False)
@@ -115,12 +114,7 @@ def plot_epochs(table: dict, path: str | Path) -> Path:
         ax.set_xlabel("epoch")
         ax.grid(linewidth=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return paper_plots.save_figure(fig, path)
 
 
 def epochs_markdown(table: dict, figure: str | None = None) -> str:

@@ -154,10 +154,9 @@ def gates_markdown(table: dict, figure: str | None = None) -> str:
 def plot_gates(table: dict, path: str | Path) -> Path:
     """One line per task: each layer's share of the gate weight, mean over seeds with ± sd bars, and the uniform
     share dashed. Returns ``path``."""
-    import matplotlib
+    import paper_plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = paper_plots.pyplot()
 
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     depth = 1
@@ -173,9 +172,4 @@ def plot_gates(table: dict, path: str | Path) -> Path:
     ax.set_xticks(range(depth))
     ax.set_title(f"APT gate weight per layer (probe on {table['split']}; mean ± sd over seeds)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return paper_plots.save_figure(fig, path, dpi=120)

@@ -22,6 +22,26 @@ from pathlib import Path
 METHOD_ORDER = (("finetune", "FT"), ("prefix", "PT2"), ("apt", "APT"))
 
 
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (the tables are rebuilt on machines without a display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Lay ``fig`` out, write it to ``path`` (folders made), close it; returns ``path``."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
+
+
 def panel(label_cells: list[tuple[str, dict | None]]) -> list[dict]:
     """Per labelled cell (a ``paper_tables.summarize`` result, or None for no runs): the label, each seed's dev
     score x100 (in seed order), their mean and sample sd x100 (sd None below two seeds) and whether the cell is
@@ -65,11 +85,7 @@ def plot_panels(panels: dict[str, list[dict]], metrics: dict[str, str], title: s
                 reference: str | None = None) -> Path:
     """One panel per task: each cell's seeds as dots, its mean ± sd as a bar beside them; partial cells hollow.
     ``reference`` names a cell whose mean is drawn across the panel as a dashed line. Returns ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     tasks = [t for t, cells in panels.items() if cells]
     # one colour per label across panels and figures (PT2 is orange in every task and in both figures)
     colours: dict[str, str] = {label: f"C{i}" for i, (_, label) in enumerate(METHOD_ORDER)}
@@ -100,12 +116,7 @@ def plot_panels(panels: dict[str, list[dict]], metrics: dict[str, str], title: s
         ax.set_title(f"{task} (dev {metrics.get(task, 'score')} x100)", fontsize=9)
         ax.grid(axis="y", linewidth=0.3)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_main(table: dict, path: str | Path) -> Path:
