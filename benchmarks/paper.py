@@ -23,8 +23,9 @@ Phases (each a list of sweeps; every sweep resumes where it stopped, finished ru
   survive a fresh checkout (and has no committed probe) is retrained first, same point and seed, in
   ``gates/<task>-apt-s<seed>``; its probe then stands in for the original's (and sizes PT2+ / plans PT2*).
 * ``epochs``: the rule "the best epoch is not the last", checked after the main table: where a prefix method's
-  main-table run at its chosen point (any seed) peaked at the last epoch, the first seed of PT2 and APT at their
-  chosen points once more with :data:`EPOCH_CHECK_FACTOR` x the epochs (``epochs/<task>-<method>-epochs<N>``).
+  main-table run at its chosen point (any seed) peaked at the last epoch, PT2 and APT at their chosen points once
+  more with :data:`EPOCH_CHECK_FACTOR` x the epochs (``epochs/<task>-<method>-epochs<N>``), both on the first seed
+  (in the task's seed order) at which a run peaked at its last epoch: the run that asked for more epochs gets them.
   NER's rate decays per epoch (0.95), a schedule that does not depend on the number of epochs, so there the
   longer run continues the shorter one; SuperGLUE's linear decay stretches instead.
 * ``fewshot``: K = 16 and 32 per class on CB, RTE, WiC, COPA and CoNLL04, PT2 / APT / FT, five draws, each method
@@ -370,8 +371,9 @@ class Protocol:
                                ["--lr", str(pt2["lr"]), *flags])
 
     def epochs(self, tasks: list[str]) -> None:
-        """Where a main-table prefix run at its chosen point peaked at its last epoch, train the first seed of
-        every prefix method (of ``--methods``) at its chosen point with EPOCH_CHECK_FACTOR x the epochs."""
+        """Where a main-table prefix run at its chosen point peaked at its last epoch, train every prefix method
+        (of ``--methods``) at its chosen point with EPOCH_CHECK_FACTOR x the epochs, on the first seed at which a
+        run peaked at its last (one seed for both methods, so APT - PT2 stays paired)."""
         for task in [t for t in MAIN_TASKS if t in tasks]:
             points = {m: self.main_point(task, m) for m in EPOCH_CHECK_METHODS}
             if any(point is None for point in points.values()):
@@ -379,18 +381,19 @@ class Protocol:
                       flush=True)
                 continue
             last = self.main_epochs(task)
-            late = [f"{method} seed {seed}" for method in EPOCH_CHECK_METHODS
+            late = [(method, seed) for method in EPOCH_CHECK_METHODS
                     for seed, run in self.main_results(task, method).items()
                     if json.loads(run.read_text()).get("best_epoch") == last]
             if not late:
                 print(f"[paper] epochs/{task}: no main-table prefix run peaked at its last epoch ({last}); "
                       "nothing to check", flush=True)
                 continue
+            seed = next(s for s in seeds_for(task) if any(s == late_seed for _, late_seed in late))
             longer = math.ceil(EPOCH_CHECK_FACTOR * last)
-            print(f"[paper] epochs/{task}: {', '.join(late)} peaked at the last epoch ({last}); {longer} epochs",
-                  flush=True)
+            print(f"[paper] epochs/{task}: {', '.join(f'{m} seed {s}' for m, s in late)} peaked at the last epoch "
+                  f"({last}); {longer} epochs on seed {seed}", flush=True)
             for method in [m for m in EPOCH_CHECK_METHODS if m in self.methods]:
-                self.sweep("epochs", f"{task}-{method}-epochs{longer}", task, method, [], seeds_for(task)[:1],
+                self.sweep("epochs", f"{task}-{method}-epochs{longer}", task, method, [], [seed],
                            [*points[method], "--epochs", str(longer)])
 
     def main_epochs(self, task: str) -> int:

@@ -1,8 +1,8 @@
 """Table 6 of the paper protocol: the epoch check (``paper.py --phase epochs``), from the collected results.
 
 The protocol wants enough epochs that the best epoch is not the last. Where a main-table prefix run peaked at its
-last epoch, the epochs phase trains the first seed of PT2 and APT at their chosen points once more, with 1.5x the
-epochs, in ``epochs/<task>-<method>-epochs<N>``. This table sets each such run beside the main table's run of the
+last epoch, the epochs phase trains PT2 and APT at their chosen points once more, with 1.5x the epochs, on the first
+seed at which a run peaked at its last, in ``epochs/<task>-<method>-epochs<N>``. This table sets each such run beside the main table's run of the
 same seed: the best dev score (and its epoch) within the main table's E epochs, within the longer run's N, the
 test score at each best epoch, and APT - PT2 at E and at N. For NER (rate decayed by 0.95 per epoch, whatever
 the number of epochs) the longer run's first E epochs are the main run again: the table checks that its best
@@ -122,9 +122,10 @@ def epochs_markdown(table: dict, figure: str | None = None) -> str:
     import paper_tables as pt
 
     factor = f"{pt.paper.EPOCH_CHECK_FACTOR:g}x"
-    out = [f"## 6. Epoch check: the main table's runs against {factor} the epochs (seed 11)\n",
+    out = [f"## 6. Epoch check: the main table's runs against {factor} the epochs\n",
            "Where a main-table prefix run at its chosen point peaked at its last epoch, PT2 and APT train once more "
-           f"at that point with {factor} the epochs (`paper.py --phase epochs`). Dev = the best dev score (its epoch); "
+           f"at that point with {factor} the epochs (`paper.py --phase epochs`), both on the first seed at which a "
+           "run peaked at its last. Dev = the best dev score (its epoch); "
            "test = at that epoch. 'first E epochs' = the longer run's best dev over the main table's epochs: for "
            "NER (rate decayed per epoch) it must equal the main run's ('same').\n"]
     if not table["rows"]:

@@ -417,7 +417,8 @@ def test_train_subset_goes_to_that_tasks_full_data_sweeps_only(tmp_path, capsys)
 def test_epochs_phase_checks_only_where_a_chosen_prefix_run_peaked_at_its_last_epoch(tmp_path, capsys):
     """CoNLL04 (protocol: 40 epochs): PT2 chose (0.02, 16), APT (0.01, 16). Its runs at those points peak before
     epoch 40 (nothing to check) until one seed's run, committed rather than here, peaks at 40: then both methods'
-    first seed train at 60 epochs, with --epochs given once."""
+    first seed that peaked there (13) trains at 60 epochs, with --epochs given once; once seed 11 peaks at 40 too,
+    seed 11 does."""
     out, committed = tmp_path / "paper", tmp_path / "results"
     for method, lr in (("prefix", 0.02), ("apt", 0.01)):
         stage = out / "main" / f"conll04-{method}-len"
@@ -439,13 +440,18 @@ def test_epochs_phase_checks_only_where_a_chosen_prefix_run_peaked_at_its_last_e
     late.mkdir(parents=True)
     (late / "results.json").write_text(json.dumps({"best_epoch": 40}))
     lines = sweeps()
-    assert "[paper] epochs/conll04: apt seed 13 peaked at the last epoch (40); 60 epochs" in lines
+    assert "[paper] epochs/conll04: apt seed 13 peaked at the last epoch (40); 60 epochs on seed 13" in lines
     runs = {line.split()[1].rstrip(":"): line for line in lines if line.startswith("[paper] epochs/conll04-")}
     assert list(runs) == ["epochs/conll04-prefix-epochs60", "epochs/conll04-apt-epochs60"]
-    assert "--seeds 11 " in runs["epochs/conll04-prefix-epochs60"]
+    assert "--seeds 13 " in runs["epochs/conll04-prefix-epochs60"] and "--seeds 13 " in runs["epochs/conll04-apt-epochs60"]
     assert "--lr 0.02 --prefix-len 16 --epochs 60" in runs["epochs/conll04-prefix-epochs60"]
     assert "--lr 0.01 --prefix-len 16 --epochs 60" in runs["epochs/conll04-apt-epochs60"]
     assert all(line.count("--epochs") == 1 for line in runs.values())  # not also the protocol's 40
+    chosen = out / "main" / "conll04-prefix-len" / "runs" / "prefix-prefix_len16-s11" / "results.json"
+    chosen.write_text(json.dumps({"best_epoch": 40}))
+    assert "[paper] epochs/conll04: prefix seed 11, apt seed 13 peaked at the last epoch (40); 60 epochs on seed 11" \
+        in sweeps()
+    chosen.write_text(json.dumps({"best_epoch": 31}))
     ns.methods = ["apt"]  # a stream may take one method
     assert [line for line in sweeps() if line.startswith("[paper] epochs/conll04-")] == \
         [line for line in lines if line.startswith("[paper] epochs/conll04-apt")]
