@@ -125,6 +125,13 @@ def epochs_for(task: str) -> int:
     return TASK_EPOCHS.get(task, get_task(task).default_epochs)
 
 
+def epochs_check_sweeps(task: str, main_epochs: int | None = None) -> dict[str, str]:
+    """method -> the epochs phase's sweep for ``task`` (:data:`EPOCH_CHECK_FACTOR` x the main table's epochs,
+    default the protocol's), e.g. ``{"prefix": "conll03-prefix-epochs15", "apt": "conll03-apt-epochs15"}``."""
+    longer = math.ceil(EPOCH_CHECK_FACTOR * (main_epochs or epochs_for(task)))
+    return {m: f"{task}-{m}-epochs{longer}" for m in EPOCH_CHECK_METHODS}
+
+
 def max_length_for(task: str) -> int:
     """The max length every run of ``task`` uses in this protocol: :data:`TASK_MAX_LENGTH`, else the task's."""
     from adaprefix.tasks import get_task
@@ -392,9 +399,9 @@ class Protocol:
             longer = math.ceil(EPOCH_CHECK_FACTOR * last)
             print(f"[paper] epochs/{task}: {', '.join(f'{m} seed {s}' for m, s in late)} peaked at the last epoch "
                   f"({last}); {longer} epochs on seed {seed}", flush=True)
+            names = epochs_check_sweeps(task, last)
             for method in [m for m in EPOCH_CHECK_METHODS if m in self.methods]:
-                self.sweep("epochs", f"{task}-{method}-epochs{longer}", task, method, [], [seed],
-                           [*points[method], "--epochs", str(longer)])
+                self.sweep("epochs", names[method], task, method, [], [seed], [*points[method], "--epochs", str(longer)])
 
     def main_epochs(self, task: str) -> int:
         """The epochs the main table's runs of ``task`` trained: ``-- --epochs N`` if given, else the protocol's."""

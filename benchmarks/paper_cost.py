@@ -418,17 +418,12 @@ def epochs_sweeps(task: str, results: Path) -> list[Sweep] | None:
     APT at ``paper.EPOCH_CHECK_FACTOR`` x the protocol's epochs where a main-table run of either at its chosen
     point peaked at its last epoch (as ``paper.py --phase epochs`` decides); [] where none did and both cells are
     complete; None (not known yet) where a cell is missing or partial and no run has peaked at its last."""
-    main_dir = results / "main"
-    cells = {m: _paper_tables().main_cell(main_dir, task, m) for m in paper.EPOCH_CHECK_METHODS}
-    if any(cell is None for cell in cells.values()):
-        return None
-    late = any(run.best_epoch == run.epochs for cell in cells.values() for run in cell["_runs"])
-    if not late:
-        return None if any(cell["partial"] for cell in cells.values()) else []
+    due = _paper_tables().epochs_check_due(results / "main", task)
+    if not due:
+        return None if due is None else []
     last = paper.epochs_for(task)
-    longer = math.ceil(paper.EPOCH_CHECK_FACTOR * last)
-    return [Sweep("epochs", f"{task}-{m}-epochs{longer}", task, m, 1, epochs_factor=longer / last)
-            for m in paper.EPOCH_CHECK_METHODS]
+    factor = math.ceil(paper.EPOCH_CHECK_FACTOR * last) / last
+    return [Sweep("epochs", name, task, m, 1, epochs_factor=factor) for m, name in paper.epochs_check_sweeps(task).items()]
 
 
 def protocol_sweeps(results: Path | None = None) -> list[Sweep]:

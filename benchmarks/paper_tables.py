@@ -969,6 +969,21 @@ def pt2_lr_differs(main_dir: Path, task: str) -> bool | None:
     return not _same_lr(*lrs)
 
 
+def epochs_check_due(main_dir: Path, task: str) -> bool | None:
+    """Whether the epochs phase trains ``task`` (as ``paper.py --phase epochs`` decides): True where a main-table
+    PT2 or APT run at its chosen point peaked at its last epoch; False where none did and both cells are complete;
+    None (not known yet) where a cell is missing, or partial with no such run.
+
+        epochs_check_due(Path("benchmarks/results/main"), "conll03")  # True: PT2 seeds 11 and 13 peaked at 10
+    """
+    cells = [main_cell(main_dir, task, m, notes=[]) for m in paper.EPOCH_CHECK_METHODS]
+    if any(cell is None for cell in cells):
+        return None
+    if any(run.best_epoch == run.epochs for cell in cells for run in cell["_runs"]):
+        return True
+    return None if any(cell["partial"] for cell in cells) else False
+
+
 def expected_sweeps(root: Path | None = None) -> dict[str, list[str]]:
     """Every sweep folder the protocol makes, per phase (``paper.py``'s defaults, main, ablations, fewshot); with
     the results folder ``root``, also the ablations at PT2's lr where its main table shows they are needed."""
@@ -979,6 +994,9 @@ def expected_sweeps(root: Path | None = None) -> dict[str, list[str]]:
         "ablations": [f"{t}-{a}" for t in ABLATION_TASKS
                       for a in [*ABLATIONS, *(AT_PT2_LR if root and pt2_lr_differs(root / "main", t) else [])]],
         "fewshot": [f"{t}-k{k}-{m}" for t in FEWSHOT_TASKS for k in SHOTS for m in METHODS],
+        # the epoch check where the main table already calls for it (tasks not known yet are left out)
+        "epochs": [name for t in MAIN_TASKS if root and epochs_check_due(root / "main", t)
+                   for name in paper.epochs_check_sweeps(t).values()],
     }
 
 

@@ -130,6 +130,8 @@ def test_epochs_phase_counted_where_a_main_run_peaked_at_its_last_epoch(tmp_path
         ("epochs", "conll04-prefix-epochs60", "prefix", 1, 1.5), ("epochs", "conll04-apt-epochs60", "apt", 1, 1.5)]
     assert pc.epochs_sweeps("rte", root) is None  # no RTE runs: not known
     assert [s.name for s in pc.protocol_sweeps(root) if s.phase == "epochs"] == [s.name for s in sweeps]
+    # paper_tables lists them as missing until they are in (its "Missing" section)
+    assert pc._paper_tables().expected_sweeps(root)["epochs"] == [s.name for s in sweeps]
     measured = {("conll04", "apt"): (1200.0, 3)}
     assert pc.sweep_cost(sweeps[1], {}, measured, pc.Rates({}, {}, None, []), {}, {})[0] == pytest.approx(1800.0)
 
