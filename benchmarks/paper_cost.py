@@ -32,7 +32,7 @@ into the len stage: its ``train_args.output`` names another sweep) are neither c
 The ablations' extra arms (PT2+ and PT2* at P-tuning v2's own lr) are counted where the committed main table shows
 PT2's and APT's chosen lrs differ, and named as not yet known where either lr stage is incomplete. The gates phase
 (probes of finished runs; it trains only to replace an adapter a fresh checkout lost) is not counted. The epochs
-phase (``EPOCH_CHECK_FACTOR`` x the epochs for the first seed of PT2 and APT) is counted for the tasks whose
+phase (``EPOCH_CHECK_FACTOR`` x the epochs for one seed of PT2 and APT) is counted for the tasks whose
 committed main-table PT2 or APT runs already show a run that peaked at its last epoch, priced at that factor x a
 protocol run's seconds; tasks whose cells are still partial and show no such peak yet are named as not known.
 Runs trained for other epochs than the protocol's (the epochs phase, side checks) are not measured: seconds per
@@ -645,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown_epochs:
         print(f"Not counted yet: the epochs phase for {', '.join(unknown_epochs)} (2 runs at "
               f"{paper.EPOCH_CHECK_FACTOR:g}x the epochs per task, if a main-table PT2 or APT run peaks at its last "
-              "epoch; their cells are partial and none has yet).\n")
+              "epoch; their cells are missing or partial, with no such run yet).\n")
     if unknown:
         print(f"Not counted yet: PT2+ and PT2* at PT2's own lr ({paper.AT_PT2_LR} arms, 2 x seeds runs per task) for "
               f"{', '.join(unknown)}, whose main-table lr stages are not both in; paper.py runs them where PT2's "
