@@ -125,10 +125,16 @@ def epochs_for(task: str) -> int:
     return TASK_EPOCHS.get(task, get_task(task).default_epochs)
 
 
+def epochs_check_length(task: str, main_epochs: int | None = None) -> int:
+    """The epochs the epochs phase trains ``task`` for: :data:`EPOCH_CHECK_FACTOR` x the main table's epochs
+    (default the protocol's), rounded up (CoNLL03: 15, OntoNotes: 8)."""
+    return math.ceil(EPOCH_CHECK_FACTOR * (main_epochs or epochs_for(task)))
+
+
 def epochs_check_sweeps(task: str, main_epochs: int | None = None) -> dict[str, str]:
-    """method -> the epochs phase's sweep for ``task`` (:data:`EPOCH_CHECK_FACTOR` x the main table's epochs,
-    default the protocol's), e.g. ``{"prefix": "conll03-prefix-epochs15", "apt": "conll03-apt-epochs15"}``."""
-    longer = math.ceil(EPOCH_CHECK_FACTOR * (main_epochs or epochs_for(task)))
+    """method -> the epochs phase's sweep for ``task`` (:func:`epochs_check_length` epochs), e.g.
+    ``{"prefix": "conll03-prefix-epochs15", "apt": "conll03-apt-epochs15"}``."""
+    longer = epochs_check_length(task, main_epochs)
     return {m: f"{task}-{m}-epochs{longer}" for m in EPOCH_CHECK_METHODS}
 
 
@@ -396,7 +402,7 @@ class Protocol:
                       "nothing to check", flush=True)
                 continue
             seed = next(s for s in seeds_for(task) if any(s == late_seed for _, late_seed in late))
-            longer = math.ceil(EPOCH_CHECK_FACTOR * last)
+            longer = epochs_check_length(task, last)
             print(f"[paper] epochs/{task}: {', '.join(f'{m} seed {s}' for m, s in late)} peaked at the last epoch "
                   f"({last}); {longer} epochs on seed {seed}", flush=True)
             names = epochs_check_sweeps(task, last)

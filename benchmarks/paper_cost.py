@@ -421,8 +421,7 @@ def epochs_sweeps(task: str, results: Path) -> list[Sweep] | None:
     due = _paper_tables().epochs_check_due(results / "main", task)
     if not due:
         return None if due is None else []
-    last = paper.epochs_for(task)
-    factor = math.ceil(paper.EPOCH_CHECK_FACTOR * last) / last
+    factor = paper.epochs_check_length(task) / paper.epochs_for(task)
     return [Sweep("epochs", name, task, m, 1, epochs_factor=factor) for m, name in paper.epochs_check_sweeps(task).items()]
 
 

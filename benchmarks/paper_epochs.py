@@ -2,12 +2,12 @@
 
 The protocol wants enough epochs that the best epoch is not the last. Where a main-table prefix run peaked at its
 last epoch, the epochs phase trains PT2 and APT at their chosen points once more, with 1.5x the epochs, on the first
-seed at which a run peaked at its last, in ``epochs/<task>-<method>-epochs<N>``. This table sets each such run beside the main table's run of the
-same seed: the best dev score (and its epoch) within the main table's E epochs, within the longer run's N, the
-test score at each best epoch, and APT - PT2 at E and at N. For NER (rate decayed by 0.95 per epoch, whatever
-the number of epochs) the longer run's first E epochs are the main run again: the table checks that its best
-dev score over those epochs equals the main run's ("same" / the two values), which also shows that nothing but
-the extra epochs differs.
+seed at which a run peaked at its last, in ``epochs/<task>-<method>-epochs<N>``. This table sets each such run
+beside the main table's run of the same seed: the best dev score (and its epoch) within the main table's E epochs,
+within the longer run's N, the test score at each best epoch, and APT - PT2 at E and at N. For NER (rate decayed by
+0.95 per epoch, whatever the number of epochs) the longer run's first E epochs are the main run again: the table
+checks that its best dev score over those epochs equals the main run's ("same" / the two values), which also shows
+that nothing but the extra epochs differs.
 
     import paper_tables as pt, paper_epochs        # with benchmarks/ on sys.path
     main = pt.main_table(Path("benchmarks/results/main"), examples=False)
@@ -95,7 +95,6 @@ def plot_epochs(table: dict, path: str | Path) -> Path:
     import paper_plots
 
     plt = paper_plots.pyplot()
-
     tasks = sorted({r["task"] for r in table["rows"]})
     fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(4.6 * max(1, len(tasks)), 3.4), squeeze=False)
     colours = {"prefix": "C1", "apt": "C2"}  # PT2 / APT as in the other paper figures

@@ -157,7 +157,6 @@ def plot_gates(table: dict, path: str | Path) -> Path:
     import paper_plots
 
     plt = paper_plots.pyplot()
-
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     depth = 1
     for t in table["tasks"]:
