@@ -40,3 +40,29 @@ def test_commit_is_the_loaded_code_even_after_the_checkout_moves(tmp_path):
     out = subprocess.run([sys.executable, "-c", script.replace("second", "third")], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip().splitlines()[-1] == second + "+uncommitted"
+
+
+CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD EPYC
+stepping\t: 1
+flags\t\t: fpu sse avx2 avx512f avx512_bf16 sha_ni
+
+processor\t: 1
+vendor_id\t: GenuineIntel
+model name\t: other
+flags\t\t: amx_bf16
+"""
+
+
+def test_cpu_info_reads_the_first_processor_and_names_the_host_type(tmp_path):
+    from adaprefix.training import _cpu_info
+
+    path = tmp_path / "cpuinfo"
+    path.write_text(CPUINFO)
+    # Hosts behind one model name ("AMD EPYC") differ in family/model/stepping, and their float results differ.
+    assert _cpu_info(str(path)) == {"cpu_model": "AMD EPYC", "cpu_id": "AuthenticAMD family 25 model 17 stepping 1",
+                                    "cpu_flags": ["avx2", "avx512_bf16", "avx512f"]}
+    assert _cpu_info(str(tmp_path / "absent")) == {"cpu_model": None, "cpu_id": None, "cpu_flags": None}

@@ -904,20 +904,25 @@ def provenance() -> dict:
 _SPEED_FLAGS = {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile"}
 
 
-def _cpu_info() -> dict:
-    """``cpu_model`` and ``cpu_flags`` (the speed-relevant ones) from /proc/cpuinfo; None where unreadable."""
-    model, flags = None, None
+def _cpu_info(cpuinfo: str = "/proc/cpuinfo") -> dict:
+    """``cpu_model``, ``cpu_id`` and ``cpu_flags`` (the speed-relevant ones) from the first processor in
+    /proc/cpuinfo; None where unreadable. ``cpu_id`` (vendor, family, model, stepping) tells hosts apart that share
+    a model name: float results differ in the last bits between them, so runs replay bit for bit only on one."""
+    fields: dict[str, str] = {}
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(cpuinfo) as f:
             for line in f:
-                if line.startswith("model name") and model is None:
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = sorted(set(line.split(":", 1)[1].split()) & _SPEED_FLAGS)
-                    break
+                if not line.strip():
+                    break  # end of the first processor's block
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return {"cpu_model": model, "cpu_flags": flags}
+    id_parts = [fields.get(k) for k in ("vendor_id", "cpu family", "model", "stepping")]
+    cpu_id = (f"{id_parts[0]} family {id_parts[1]} model {id_parts[2]} stepping {id_parts[3]}"
+              if all(id_parts) else None)
+    flags = sorted(set(fields["flags"].split()) & _SPEED_FLAGS) if "flags" in fields else None
+    return {"cpu_model": fields.get("model name"), "cpu_id": cpu_id, "cpu_flags": flags}
 
 
 def _jsonable(args: TrainArgs) -> dict:
