@@ -37,6 +37,41 @@ def best_within(results: dict, metric: str, epochs: int) -> tuple[float, int] | 
     return best
 
 
+def first_loss(results: dict) -> float | None:
+    """The run's epoch-1 mean training loss: where two runs with the same settings differ here, their arithmetic
+    differed from the first steps on (another host type or code), not a later epoch's data or schedule."""
+    first = next((e for e in results.get("epochs") or [] if e.get("epoch") == 1), None)
+    return None if first is None else first.get("train_loss")
+
+
+def host(results: dict) -> str:
+    """The host type a run trained on: ``cpu_id`` where results.json has it (since edd5d7c), else the model name
+    and speed-relevant flags, which is all older runs record."""
+    if results.get("cuda"):
+        return str(results["cuda"])
+    if results.get("cpu_id"):
+        return str(results["cpu_id"])
+    return f"{results.get('cpu_model')} [{' '.join(results.get('cpu_flags') or [])}]"
+
+
+def divergence_note(row: dict) -> str:
+    """Why a longer run's first E epochs do not replay its main run, as far as the two results.json files say."""
+    base, longer = (run.results for run in row["_runs"])
+    name = f"{row['task']} {NAMES[row['method']]} seed {row['seed']}"
+    losses = first_loss(base), first_loss(longer)
+    if None in losses:
+        return f"{name}: first {row['main_epochs']} epochs not an exact replay (no epoch-1 loss to compare)"
+    hosts = host(base), host(longer)
+    where = (f"both recorded as {hosts[0]}, which can name several host types" if hosts[0] == hosts[1]
+             else f"hosts {hosts[0]} (main) and {hosts[1]}")
+    if losses[0] == losses[1]:
+        return (f"{name}: first {row['main_epochs']} epochs not an exact replay, though epoch 1's training loss is "
+                f"the same ({losses[0]!r}): a later epoch's data, schedule or state differed ({where})")
+    return (f"{name}: first {row['main_epochs']} epochs not an exact replay: epoch 1's training loss already "
+            f"differs ({losses[0]!r} main, {losses[1]!r}), so the arithmetic differed from the first steps on "
+            f"({where}); runs replay bit for bit only on one host type")
+
+
 def curve(results: dict, metric: str) -> tuple[list[int], list[float]]:
     """(epochs, dev score x100) of a run's scored epochs, in epoch order: what :func:`plot_epochs` draws."""
     points = sorted((e["epoch"], 100 * e["val"][metric]) for e in results.get("epochs") or []
@@ -126,7 +161,8 @@ def epochs_markdown(table: dict, figure: str | None = None) -> str:
            f"at that point with {factor} the epochs (`paper.py --phase epochs`), both on the first seed at which a "
            "run peaked at its last. Dev = the best dev score (its epoch); "
            "test = at that epoch. 'first E epochs' = the longer run's best dev over the main table's epochs: for "
-           "NER (rate decayed per epoch) it must equal the main run's ('same').\n"]
+           "NER (rate decayed per epoch) it equals the main run's ('same') where both ran on one host type; a note "
+           "below says where it does not, and why as far as the results tell.\n"]
     if not table["rows"]:
         return "\n".join(out) + "\nNo epochs-phase runs yet.\n"
     out += ["| task | method | seed | E | dev at E (epoch) | test | N | dev at N (epoch) | test | first E epochs |",
@@ -139,6 +175,7 @@ def epochs_markdown(table: dict, figure: str | None = None) -> str:
     lines = [f"- {task}, seed {g['seed']}: APT - PT2 {g['main'] * 100:+.1f} at the main table's epochs, "
              f"{g['longer'] * 100:+.1f} at {factor}" for task, gaps in table["apt_minus_pt2"].items() for g in gaps]
     out += ["", *lines] if lines else []
+    out += [f"- {divergence_note(r)}" for r in table["rows"] if not r["replay_same"]]
     out += [f"\n{table['provenance']}"] if table["provenance"] else []
     out += [f"- {n}" for n in table["notes"]]
     out += [f"\n![epochs figure]({figure})"] if figure else []

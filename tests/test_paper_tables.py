@@ -548,6 +548,8 @@ def test_epoch_check_sets_each_longer_run_beside_the_main_run_of_its_seed(tmp_pa
     assert "| conll04 | PT2 | 11 | 4 | 60.0 (4) | 30.0 | 6 | 62.0 (6) | 35.0 | same |" in md
     assert "| conll04 | APT | 11 | 4 | 58.0 (2) | 30.0 | 6 | 57.0 (2) | 35.0 | 57.0 (main 58.0) |" in md
     assert "APT - PT2 -2.0 at the main table's epochs, -5.0 at 1.5x" in md
+    assert "- conll04 APT seed 11: first 4 epochs not an exact replay (no epoch-1 loss to compare)" in md
+    assert "conll04 PT2 seed 11: first" not in md  # a replaying run gets no note
     # the figure draws each run's scored epochs in order, x100; it is linked where drawn
     assert pt.paper_epochs.curve(rows["prefix"]["_runs"][1].results, "f1") == \
         ([1, 2, 3, 4, 5, 6], pytest.approx([40.0, 50.0, 55.0, 60.0, 61.0, 62.0]))
@@ -555,6 +557,28 @@ def test_epoch_check_sets_each_longer_run_beside_the_main_run_of_its_seed(tmp_pa
     assert pt.main([str(tmp_path), "--output", str(out), "--tables", "epochs", "--resamples", "50",
                     "--no-examples"]) == 0
     assert "](paper-epochs.png)" in out.read_text() and (out.parent / "paper-epochs.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_non_replay_is_told_apart_by_epoch_one_loss_and_host():
+    """Epoch 1's loss differing means the arithmetic differed from the first steps (another host type: CoNLL03's
+    APT main run trained on a Xeon, its 15-epoch run on an EPYC); the same loss points at a later epoch instead."""
+    from types import SimpleNamespace
+
+    def run(loss: float, **host) -> SimpleNamespace:
+        return SimpleNamespace(results={"epochs": [{"epoch": 1, "train_loss": loss}, {"epoch": 2, "train_loss": 0.1}],
+                                        **host})
+
+    xeon = {"cpu_model": "Intel(R) Xeon(R)", "cpu_flags": ["amx_bf16", "avx2"]}
+    epyc = {"cpu_model": "AMD EPYC", "cpu_id": "AuthenticAMD family 25 model 17 stepping 1", "cpu_flags": ["avx2"]}
+    row = {"task": "conll03", "method": "apt", "seed": 11, "main_epochs": 10}
+    note = pt.paper_epochs.divergence_note({**row, "_runs": [run(0.2480, **xeon), run(0.2482, **epyc)]})
+    assert note == ("conll03 APT seed 11: first 10 epochs not an exact replay: epoch 1's training loss already "
+                    "differs (0.248 main, 0.2482), so the arithmetic differed from the first steps on (hosts "
+                    "Intel(R) Xeon(R) [amx_bf16 avx2] (main) and AuthenticAMD family 25 model 17 stepping 1); runs "
+                    "replay bit for bit only on one host type")
+    note = pt.paper_epochs.divergence_note({**row, "_runs": [run(0.2480, **epyc), run(0.2480, **epyc)]})
+    assert "epoch 1's training loss is the same (0.248): a later epoch's data, schedule or state differed" in note
+    assert "both recorded as AuthenticAMD family 25 model 17 stepping 1" in note
 
 
 def test_committed_conll04_epoch_check_reproduces_the_quoted_figures():
