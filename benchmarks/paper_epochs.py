@@ -58,6 +58,10 @@ def divergence_note(row: dict) -> str:
     """Why a longer run's first E epochs do not replay its main run, as far as the two results.json files say."""
     base, longer = (run.results for run in row["_runs"])
     name = f"{row['task']} {NAMES[row['method']]} seed {row['seed']}"
+    rates = [next((e.get("lr") for e in r.get("epochs") or [] if e.get("epoch") == 1), None) for r in (base, longer)]
+    if None not in rates and rates[0] != rates[1]:
+        return (f"{name}: first {row['main_epochs']} epochs not a replay, nor meant to be: the rate decays over the "
+                f"whole run (rate after epoch 1: {rates[0]:.4g} main, {rates[1]:.4g})")
     losses = first_loss(base), first_loss(longer)
     if None in losses:
         return f"{name}: first {row['main_epochs']} epochs not an exact replay (no epoch-1 loss to compare)"

@@ -576,6 +576,11 @@ def test_a_non_replay_is_told_apart_by_epoch_one_loss_and_host():
                     "differs (0.248 main, 0.2482), so the arithmetic differed from the first steps on (hosts "
                     "Intel(R) Xeon(R) [amx_bf16 avx2] (main) and AuthenticAMD family 25 model 17 stepping 1); runs "
                     "replay bit for bit only on one host type")
+    linear = [run(0.70, **epyc), run(0.70, **epyc)]  # RTE: linear decay over the run, so epoch 1's rate differs
+    for r, rate in zip(linear, (0.0095, 0.009667)):
+        r.results["epochs"][0]["lr"] = rate
+    assert pt.paper_epochs.divergence_note({**row, "_runs": linear}).endswith(
+        "not a replay, nor meant to be: the rate decays over the whole run (rate after epoch 1: 0.0095 main, 0.009667)")
     note = pt.paper_epochs.divergence_note({**row, "_runs": [run(0.2480, **epyc), run(0.2480, **epyc)]})
     assert "epoch 1's training loss is the same (0.248): a later epoch's data, schedule or state differed" in note
     assert "both recorded as AuthenticAMD family 25 model 17 stepping 1" in note
