@@ -37,11 +37,11 @@ def best_within(results: dict, metric: str, epochs: int) -> tuple[float, int] | 
     return best
 
 
-def first_loss(results: dict) -> float | None:
-    """The run's epoch-1 mean training loss: where two runs with the same settings differ here, their arithmetic
-    differed from the first steps on (another host type or code), not a later epoch's data or schedule."""
-    first = next((e for e in results.get("epochs") or [] if e.get("epoch") == 1), None)
-    return None if first is None else first.get("train_loss")
+def first_epoch(results: dict) -> dict:
+    """The run's epoch-1 history entry ({} where it has none): its ``train_loss`` and ``lr`` tell why a longer run
+    does not replay its main run. Runs with the same settings whose epoch-1 loss differs differed in arithmetic from
+    the first steps on (another host type or code), not in a later epoch's data or schedule."""
+    return next((e for e in results.get("epochs") or [] if e.get("epoch") == 1), {})
 
 
 def host(results: dict) -> str:
@@ -58,11 +58,12 @@ def divergence_note(row: dict) -> str:
     """Why a longer run's first E epochs do not replay its main run, as far as the two results.json files say."""
     base, longer = (run.results for run in row["_runs"])
     name = f"{row['task']} {NAMES[row['method']]} seed {row['seed']}"
-    rates = [next((e.get("lr") for e in r.get("epochs") or [] if e.get("epoch") == 1), None) for r in (base, longer)]
+    firsts = first_epoch(base), first_epoch(longer)
+    rates = [first.get("lr") for first in firsts]
     if None not in rates and rates[0] != rates[1]:
         return (f"{name}: first {row['main_epochs']} epochs not a replay, nor meant to be: the rate decays over the "
                 f"whole run (rate after epoch 1: {rates[0]:.4g} main, {rates[1]:.4g})")
-    losses = first_loss(base), first_loss(longer)
+    losses = [first.get("train_loss") for first in firsts]
     if None in losses:
         return f"{name}: first {row['main_epochs']} epochs not an exact replay (no epoch-1 loss to compare)"
     hosts = host(base), host(longer)
