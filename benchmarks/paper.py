@@ -26,8 +26,10 @@ Phases (each a list of sweeps; every sweep resumes where it stopped, finished ru
   main-table run at its chosen point (any seed) peaked at the last epoch, PT2 and APT at their chosen points once
   more with :data:`EPOCH_CHECK_FACTOR` x the epochs (``epochs/<task>-<method>-epochs<N>``), both on the first seed
   (in the task's seed order) at which a run peaked at its last epoch: the run that asked for more epochs gets them.
-  NER's rate decays per epoch (0.95), a schedule that does not depend on the number of epochs, so there the
-  longer run continues the shorter one; SuperGLUE's linear decay stretches instead.
+  While a longer run still peaks at its last epoch, another round at :data:`EPOCH_CHECK_FACTOR` x that (at most
+  :data:`EPOCH_CHECK_ROUNDS`: OntoNotes 8, 12, 18). NER's rate decays per epoch (0.95), a schedule that does not
+  depend on the number of epochs, so there the longer run is the shorter one continued (its checkpoint, where this
+  disk has it, resumed with more epochs); SuperGLUE's linear decay stretches instead, so its longer runs start afresh.
 * ``fewshot``: K = 16 and 32 per class on CB, RTE, WiC, COPA and CoNLL04, PT2 / APT / FT, five draws, each method
   at its main-table point (lr, and length for prefix methods; skipped until that is chosen); the epoch is chosen on
   K per class drawn from train, disjoint from the training draw (``--shots-dev``).
@@ -75,6 +77,9 @@ METHODS = ("prefix", "apt", "finetune")
 # at 20, CoNLL04's P-tuning v2 runs (seed 11, lr 1e-2 and 2e-2) peaked at epoch 19 with dev F1 still rising.
 TASK_EPOCHS = {"conll04": 40}
 EPOCH_CHECK_FACTOR = 1.5  # the epochs phase: how much longer than the main table its runs train
+# checks in a row at most, each EPOCH_CHECK_FACTOR x the one before, while a longer run still peaks at its last
+# epoch (OntoNotes at 5: 8, 12, 18 epochs). NER continues the shorter run's checkpoint, so a round costs its new epochs
+EPOCH_CHECK_ROUNDS = 3
 EPOCH_CHECK_METHODS = ("prefix", "apt")  # fine-tuning is left out: ~200x the parameters and not parkable
 # Max lengths beside the task's default (128): a MultiRC paragraph, question and answer run to ~300 tokens and more,
 # so at 128 most of the paragraph an answer needs is cut away
@@ -126,16 +131,35 @@ def epochs_for(task: str) -> int:
 
 
 def epochs_check_length(task: str, main_epochs: int | None = None) -> int:
-    """The epochs the epochs phase trains ``task`` for: :data:`EPOCH_CHECK_FACTOR` x the main table's epochs
-    (default the protocol's), rounded up (CoNLL03: 15, OntoNotes: 8)."""
-    return math.ceil(EPOCH_CHECK_FACTOR * (main_epochs or epochs_for(task)))
+    """The epochs the epochs phase's first round trains ``task`` for: :data:`EPOCH_CHECK_FACTOR` x the main
+    table's epochs (default the protocol's), rounded up (CoNLL03: 15, OntoNotes: 8)."""
+    return epochs_check_lengths(task, main_epochs)[0]
 
 
-def epochs_check_sweeps(task: str, main_epochs: int | None = None) -> dict[str, str]:
-    """method -> the epochs phase's sweep for ``task`` (:func:`epochs_check_length` epochs), e.g.
-    ``{"prefix": "conll03-prefix-epochs15", "apt": "conll03-apt-epochs15"}``."""
-    longer = epochs_check_length(task, main_epochs)
+def epochs_check_lengths(task: str, main_epochs: int | None = None) -> list[int]:
+    """The epochs of each of the epochs phase's :data:`EPOCH_CHECK_ROUNDS` rounds for ``task``, each
+    :data:`EPOCH_CHECK_FACTOR` x the one before, rounded up (OntoNotes: [8, 12, 18]; RTE: [30, 45, 68])."""
+    lengths, epochs = [], main_epochs or epochs_for(task)
+    for _ in range(EPOCH_CHECK_ROUNDS):
+        epochs = math.ceil(EPOCH_CHECK_FACTOR * epochs)
+        lengths.append(epochs)
+    return lengths
+
+
+def epochs_check_sweeps(task: str, main_epochs: int | None = None, longer: int | None = None) -> dict[str, str]:
+    """method -> the epochs phase's sweep for ``task`` at ``longer`` epochs (default: the first round's,
+    :func:`epochs_check_length`), e.g. ``{"prefix": "conll03-prefix-epochs15", "apt": "conll03-apt-epochs15"}``."""
+    longer = longer or epochs_check_length(task, main_epochs)
     return {m: f"{task}-{m}-epochs{longer}" for m in EPOCH_CHECK_METHODS}
+
+
+def continues_shorter_runs(task: str) -> bool:
+    """Whether a longer run of ``task`` is its shorter run continued (``adaprefix train --resume --epochs N``):
+    where the rate schedule does not depend on the number of epochs (NER), see training.epochs_may_grow."""
+    from adaprefix.tasks import get_task
+    from adaprefix.training import epochs_may_grow
+
+    return epochs_may_grow(get_task(task))
 
 
 def max_length_for(task: str) -> int:
@@ -386,7 +410,9 @@ class Protocol:
     def epochs(self, tasks: list[str]) -> None:
         """Where a main-table prefix run at its chosen point peaked at its last epoch, train every prefix method
         (of ``--methods``) at its chosen point with EPOCH_CHECK_FACTOR x the epochs, on the first seed at which a
-        run peaked at its last (one seed for both methods, so APT - PT2 stays paired)."""
+        run peaked at its last (one seed for both methods, so APT - PT2 stays paired); while a longer run still
+        peaks at its last epoch, once more with EPOCH_CHECK_FACTOR x that (at most EPOCH_CHECK_ROUNDS rounds).
+        NER's longer runs continue the shorter run's checkpoint where this disk has it (:meth:`continue_run`)."""
         for task in [t for t in MAIN_TASKS if t in tasks]:
             points = {m: self.main_point(task, m) for m in EPOCH_CHECK_METHODS}
             if any(point is None for point in points.values()):
@@ -402,12 +428,66 @@ class Protocol:
                       "nothing to check", flush=True)
                 continue
             seed = next(s for s in seeds_for(task) if any(s == late_seed for _, late_seed in late))
-            longer = epochs_check_length(task, last)
+            methods = [m for m in EPOCH_CHECK_METHODS if m in self.methods]
+            lengths = epochs_check_lengths(task, last)
             print(f"[paper] epochs/{task}: {', '.join(f'{m} seed {s}' for m, s in late)} peaked at the last epoch "
-                  f"({last}); {longer} epochs on seed {seed}", flush=True)
-            names = epochs_check_sweeps(task, last)
-            for method in [m for m in EPOCH_CHECK_METHODS if m in self.methods]:
-                self.sweep("epochs", names[method], task, method, [], [seed], [*points[method], "--epochs", str(longer)])
+                  f"({last}); {lengths[0]} epochs on seed {seed}", flush=True)
+            shorter = {m: self.main_run_folders(task, m, seed) for m in methods}  # what round 1 may continue
+            for round_, longer in enumerate(lengths):
+                names = epochs_check_sweeps(task, last, longer)
+                runs = {m: self.out / "epochs" / names[m] / "runs" / run_name(m, {}, seed) for m in methods}
+                for method in methods:
+                    if continues_shorter_runs(task):
+                        self.continue_run(shorter[method], runs[method])
+                    self.sweep("epochs", names[method], task, method, [], [seed],
+                               [*points[method], "--epochs", str(longer)])
+                done = {m: self.round_result("epochs", names[m], run_name(m, {}, seed)) for m in EPOCH_CHECK_METHODS}
+                if None in done.values():
+                    break  # the next round waits for both methods' results (another stream may train one)
+                peaked = [m for m, r in done.items() if json.loads(r.read_text()).get("best_epoch") == longer]
+                if not peaked:
+                    break
+                if round_ + 1 == len(lengths):
+                    print(f"[paper] epochs/{task}: {', '.join(peaked)} still peaked at the last epoch ({longer}) "
+                          f"after {len(lengths)} rounds; no further round", flush=True)
+                    break
+                print(f"[paper] epochs/{task}: {', '.join(peaked)} peaked at the last epoch again ({longer}); "
+                      f"{lengths[round_ + 1]} epochs on seed {seed}", flush=True)
+                shorter = {m: [run] for m, run in runs.items()}
+
+    def round_result(self, phase: str, sweep: str, run: str) -> Path | None:
+        """The results.json of run ``run`` of ``phase/sweep``: in this output folder, else the committed one."""
+        for path in (self.out / phase / sweep / "runs" / run, Path(self.ns.results) / phase / sweep / run):
+            if (path / "results.json").is_file():
+                return path / "results.json"
+        return None
+
+    def main_run_folders(self, task: str, method: str, seed: int) -> list[Path]:
+        """The main table's run folders of ``seed`` at the chosen point of ``task`` and ``method`` on this disk."""
+        best = self.main_choice(task, method)
+        return [] if best is None else self.seed_runs(self.out / "main", task, method, best, "runs")[seed]
+
+    def continue_run(self, shorter: list[Path], run: Path) -> None:
+        """Seed ``run`` (a longer run not started here) with the checkpoint and log of the first of ``shorter``
+        (the same settings, fewer epochs) that has one, so its sweep resumes it with more epochs instead of
+        training its first epochs again: for NER that is the same run (rate 0.95 per epoch whatever the length).
+        The longer run's results.json then lists the shorter plan in ``extended_from``."""
+        if (run / "results.json").is_file() or has_checkpoint(run):
+            return
+        source = next((r for r in shorter if has_checkpoint(r)), None)
+        if source is None:
+            return
+        print(f"[paper] {run}: continues {source} from its checkpoint (epoch {parked_epoch(source)})", flush=True)
+        if self.ns.dry_run:
+            return
+        run.mkdir(parents=True, exist_ok=True)
+        for item in source.iterdir():  # all but results.json: the longer run is not finished
+            if item.name == "results.json" or item.name.startswith("."):
+                continue
+            if item.is_dir():
+                shutil.copytree(item, run / item.name, dirs_exist_ok=True)
+            else:
+                shutil.copyfile(item, run / item.name)
 
     def main_epochs(self, task: str) -> int:
         """The epochs the main table's runs of ``task`` trained: ``-- --epochs N`` if given, else the protocol's."""

@@ -414,15 +414,23 @@ def fewshot_sweeps(task: str) -> list[Sweep]:
 
 
 def epochs_sweeps(task: str, results: Path) -> list[Sweep] | None:
-    """The epochs phase's sweeps for ``task`` as the committed main table calls for them: one run each of PT2 and
-    APT at ``paper.EPOCH_CHECK_FACTOR`` x the protocol's epochs where a main-table run of either at its chosen
-    point peaked at its last epoch (as ``paper.py --phase epochs`` decides); [] where none did and both cells are
-    complete; None (not known yet) where a cell is missing or partial and no run has peaked at its last."""
-    due = _paper_tables().epochs_check_due(results / "main", task)
-    if not due:
-        return None if due is None else []
-    factor = paper.epochs_check_length(task) / paper.epochs_for(task)
-    return [Sweep("epochs", name, task, m, 1, epochs_factor=factor) for m, name in paper.epochs_check_sweeps(task).items()]
+    """The epochs phase's sweeps for ``task`` as the committed results call for them: one run each of PT2 and
+    APT per round (``paper_tables.epochs_rounds_due``: round 1 at ``paper.EPOCH_CHECK_FACTOR`` x the protocol's
+    epochs where a main-table run at its chosen point peaked at its last epoch, another while a longer run still
+    does); [] where none is due; None (not known yet) where a main cell is missing or partial and no run has
+    peaked at its last. NER's later rounds continue the round before (its checkpoint stays on the campaign's
+    disk), so they are priced at their new epochs only; round 1 and SuperGLUE's rounds train all theirs."""
+    rounds = _paper_tables().epochs_rounds_due(results, task)
+    if not rounds:
+        return rounds
+    main = paper.epochs_for(task)
+    continued = paper.continues_shorter_runs(task)
+    sweeps = []
+    for shorter, longer in zip([main, *rounds], rounds):
+        factor = (longer - (shorter if continued and shorter != main else 0)) / main
+        sweeps += [Sweep("epochs", name, task, m, 1, epochs_factor=factor)
+                   for m, name in paper.epochs_check_sweeps(task, longer=longer).items()]
+    return sweeps
 
 
 def protocol_sweeps(results: Path | None = None) -> list[Sweep]:

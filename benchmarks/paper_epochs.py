@@ -2,7 +2,8 @@
 
 The protocol wants enough epochs that the best epoch is not the last. Where a main-table prefix run peaked at its
 last epoch, the epochs phase trains PT2 and APT at their chosen points once more, with 1.5x the epochs, on the first
-seed at which a run peaked at its last, in ``epochs/<task>-<method>-epochs<N>``. This table sets each such run
+seed at which a run peaked at its last, in ``epochs/<task>-<method>-epochs<N>`` (and again at 1.5x that while a
+longer run still peaks at its last: one row per round). This table sets each such run
 beside the main table's run of the same seed: the best dev score (and its epoch) within the main table's E epochs,
 within the longer run's N, the test score at each best epoch, and APT - PT2 at E and at N. For NER (rate decayed by
 0.95 per epoch, whatever the number of epochs) the longer run's first E epochs are the main run again: the table
@@ -114,12 +115,15 @@ def epochs_table(epochs_dir: Path, main: dict) -> dict:
                 "replay_same": replay is not None and math.isclose(replay[0], base.dev, abs_tol=1e-12),
                 "_runs": [base, longer],
             })
+    rows.sort(key=lambda r: (r["task"], r["epochs"], r["method"] != "prefix", r["seed"]))  # rounds in order
     gaps = {}
     for task in sorted({r["task"] for r in rows}):
-        by = {(r["method"], r["seed"]): r for r in rows if r["task"] == task}
-        seeds = sorted({s for m, s in by if (("prefix", s) in by and ("apt", s) in by)})
-        gaps[task] = [{"seed": s, "main": by["apt", s]["main_dev"] - by["prefix", s]["main_dev"],
-                       "longer": by["apt", s]["dev"] - by["prefix", s]["dev"]} for s in seeds]
+        gaps[task] = []
+        for epochs in sorted({r["epochs"] for r in rows if r["task"] == task}):  # one entry per round and seed
+            by = {(r["method"], r["seed"]): r for r in rows if r["task"] == task and r["epochs"] == epochs}
+            seeds = sorted({s for m, s in by if (("prefix", s) in by and ("apt", s) in by)})
+            gaps[task] += [{"seed": s, "epochs": epochs, "main": by["apt", s]["main_dev"] - by["prefix", s]["main_dev"],
+                            "longer": by["apt", s]["dev"] - by["prefix", s]["dev"]} for s in seeds]
     runs = [run for r in rows for run in r["_runs"]]
     return {"rows": rows, "apt_minus_pt2": gaps, "notes": notes, "provenance": pt.provenance(runs) if runs else ""}
 
@@ -140,14 +144,19 @@ def plot_epochs(table: dict, path: str | Path) -> Path:
     colours = {"prefix": "C1", "apt": "C2"}  # PT2 / APT as in the other paper figures
     for ax, task in zip(axes.flat, tasks):
         rows = [r for r in table["rows"] if r["task"] == task]
-        for r in sorted(rows, key=lambda r: r["method"], reverse=True):
-            colour, name = colours[r["method"]], NAMES[r["method"]]
-            for run, style, label in ((r["_runs"][0], "--", f"{name}, {r['main_epochs']} epochs"),
-                                      (r["_runs"][1], "-", f"{name}, {r['epochs']} epochs")):
-                xs, ys = curve(run.results, r["metric"])
-                ax.plot(xs, ys, style, color=colour, linewidth=1.1 if style == "-" else 0.9, label=label)
+        for method in sorted({r["method"] for r in rows}, reverse=True):
+            colour, name = colours[method], NAMES[method]
+            mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["epochs"], reverse=True)
+            # the main run once (dashed), then each round longest first (solid; earlier rounds fainter, under it)
+            drawn = [(mine[0]["_runs"][0], "--", 0.9, 1.0, f"{name}, {mine[0]['main_epochs']} epochs")]
+            drawn += [(r["_runs"][1], "-", 1.1, 1.0 if i == 0 else 0.45, f"{name}, {r['epochs']} epochs")
+                      for i, r in enumerate(mine)]
+            for run, style, width, alpha, label in drawn:
+                xs, ys = curve(run.results, mine[0]["metric"])
+                ax.plot(xs, ys, style, color=colour, linewidth=width, alpha=alpha, label=label)
                 if run.best_epoch in xs:
-                    ax.plot([run.best_epoch], [ys[xs.index(run.best_epoch)]], "*", color=colour, markersize=9)
+                    ax.plot([run.best_epoch], [ys[xs.index(run.best_epoch)]], "*", color=colour, markersize=9,
+                            alpha=alpha)
         ax.axvline(rows[0]["main_epochs"], color="grey", linewidth=0.8, linestyle=":")
         ax.set_title(f"{task}, seed {rows[0]['seed']} (dev {rows[0]['metric']} x100; * best epoch)", fontsize=9)
         ax.set_xlabel("epoch")
@@ -164,7 +173,9 @@ def epochs_markdown(table: dict, figure: str | None = None) -> str:
     out = [f"## 6. Epoch check: the main table's runs against {factor} the epochs\n",
            "Where a main-table prefix run at its chosen point peaked at its last epoch, PT2 and APT train once more "
            f"at that point with {factor} the epochs (`paper.py --phase epochs`), both on the first seed at which a "
-           "run peaked at its last. Dev = the best dev score (its epoch); "
+           f"run peaked at its last; while a longer run still peaks at its last epoch, another round at {factor} "
+           f"that (at most {pt.paper.EPOCH_CHECK_ROUNDS}; NER's longer runs continue the shorter one's checkpoint). "
+           "Dev = the best dev score (its epoch); "
            "test = at that epoch. 'first E epochs' = the longer run's best dev over the main table's epochs: for "
            "NER (rate decayed per epoch) it equals the main run's ('same') where both ran on one host type; a note "
            "below says where it does not, and why as far as the results tell.\n"]
@@ -178,7 +189,7 @@ def epochs_markdown(table: dict, figure: str | None = None) -> str:
                    f"{_score(r['main_dev'])} ({r['main_best_epoch']}) | {_score(r['main_test'])} | {r['epochs']} | "
                    f"{_score(r['dev'])} ({r['best_epoch']}) | {_score(r['test'])} | {replay} |")
     lines = [f"- {task}, seed {g['seed']}: APT - PT2 {g['main'] * 100:+.1f} at the main table's epochs, "
-             f"{g['longer'] * 100:+.1f} at {factor}" for task, gaps in table["apt_minus_pt2"].items() for g in gaps]
+             f"{g['longer'] * 100:+.1f} at {g['epochs']}" for task, gaps in table["apt_minus_pt2"].items() for g in gaps]
     out += ["", *lines] if lines else []
     out += [f"- {divergence_note(r)}" for r in table["rows"] if not r["replay_same"]]
     out += [f"\n{table['provenance']}"] if table["provenance"] else []

@@ -984,6 +984,25 @@ def epochs_check_due(main_dir: Path, task: str) -> bool | None:
     return None if any(cell["partial"] for cell in cells) else False
 
 
+def epochs_rounds_due(root: Path, task: str) -> list[int] | None:
+    """The epochs of each epochs-phase round the committed results (``root``) call for, as ``paper.py --phase
+    epochs`` goes on: round 1 where :func:`epochs_check_due`, each next one once both methods' runs of the round
+    before are committed and one of them peaked at its last epoch. [] where no round is due; None while not known.
+
+        epochs_rounds_due(Path("benchmarks/results"), "ontonotes")  # [8, 12]: both 8-epoch runs peaked at 8
+    """
+    due = epochs_check_due(root / "main", task)
+    if not due:
+        return None if due is None else []
+    lengths = paper.epochs_check_lengths(task)
+    for done, (shorter, _) in enumerate(zip(lengths, lengths[1:]), start=1):
+        runs = [sorted((root / "epochs" / name).glob("*/results.json"))
+                for name in paper.epochs_check_sweeps(task, longer=shorter).values()]
+        if not all(runs) or not any(json.loads(r.read_text()).get("best_epoch") == shorter for rs in runs for r in rs):
+            return lengths[:done]
+    return lengths
+
+
 def expected_sweeps(root: Path | None = None) -> dict[str, list[str]]:
     """Every sweep folder the protocol makes, per phase (``paper.py``'s defaults, main, ablations, fewshot); with
     the results folder ``root``, also the ablations at PT2's lr where its main table shows they are needed."""
@@ -995,8 +1014,8 @@ def expected_sweeps(root: Path | None = None) -> dict[str, list[str]]:
                       for a in [*ABLATIONS, *(AT_PT2_LR if root and pt2_lr_differs(root / "main", t) else [])]],
         "fewshot": [f"{t}-k{k}-{m}" for t in FEWSHOT_TASKS for k in SHOTS for m in METHODS],
         # the epoch check where the main table already calls for it (tasks not known yet are left out)
-        "epochs": [name for t in MAIN_TASKS if root and epochs_check_due(root / "main", t)
-                   for name in paper.epochs_check_sweeps(t).values()],
+        "epochs": [name for t in MAIN_TASKS if root for longer in epochs_rounds_due(root, t) or []
+                   for name in paper.epochs_check_sweeps(t, longer=longer).values()],
     }
 
 

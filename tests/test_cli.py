@@ -101,6 +101,43 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, monkeypatch):
         (tmp_path / "cut" / "adapter" / "adapter.safetensors").read_bytes()
 
 
+def test_resume_with_more_epochs_extends_a_ner_run_into_the_fresh_longer_run(tmp_path, capsys):
+    # NER's rate decays 0.95 per epoch whatever the run's length: a finished 2-epoch run resumed with --epochs 3
+    # (then 4) must be the 4-epoch run trained in one go, epoch by epoch and in its best adapter
+    args = ["train", "--task", "conll04", "--method", "apt", *QUICK]
+    assert main([*args, "--epochs", "4", "--output", str(tmp_path / "fresh")]) == 0
+    fresh = read_results(tmp_path / "fresh")
+    grown = tmp_path / "grown"
+    assert main([*args, "--epochs", "2", "--output", str(grown)]) == 0
+    for epochs in (3, 4):
+        capsys.readouterr()
+        assert main([*args, "--epochs", str(epochs), "--output", str(grown), "--resume"]) == 0
+        assert f"after epoch {epochs - 1} of {epochs} (extended: planned for {epochs - 1})" in capsys.readouterr().out
+    extended = read_results(grown)
+    assert extended["extended_from"] == [2, 3] and fresh["extended_from"] == []
+    assert [e["val"] for e in extended["epochs"]] == [e["val"] for e in fresh["epochs"]]
+    assert [e["lr"] for e in extended["epochs"]] == pytest.approx([e["lr"] for e in fresh["epochs"]], rel=1e-12)
+    assert [e["train_loss"] for e in extended["epochs"]] == pytest.approx([e["train_loss"] for e in fresh["epochs"]],
+                                                                         abs=1e-6)
+    assert extended["best_epoch"] == fresh["best_epoch"] and extended["train_args"]["epochs"] == 4
+    assert (grown / "adapter" / "adapter.safetensors").read_bytes() == \
+        (tmp_path / "fresh" / "adapter" / "adapter.safetensors").read_bytes()
+    # fewer epochs than the checkpoint has done is refused, not silently cut
+    assert main([*args, "--epochs", "3", "--output", str(grown), "--resume"]) == 2
+    assert "is after epoch 4; --epochs 3 is fewer" in capsys.readouterr().err
+
+
+def test_resume_with_more_epochs_is_refused_under_linear_decay(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--task", "cb", "--method", "prefix", "--output", str(run), *QUICK]
+    assert main([*args, "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--epochs", "2", "--resume"]) == 2  # SuperGLUE: every step's rate depends on the length
+    err = capsys.readouterr().err
+    assert "epochs was 1, now 2 (the linear rate decay spans every epoch" in err and "Traceback" not in err
+    assert read_results(run)["epochs"][-1]["epoch"] == 1  # the finished run is left as it was
+
+
 def test_crash_while_writing_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
     run = tmp_path / "run"
     args = ["train", "--task", "cb", "--epochs", "2", "--output", str(run), *QUICK]

@@ -134,6 +134,19 @@ def test_epochs_phase_counted_where_a_main_run_peaked_at_its_last_epoch(tmp_path
     assert pc._paper_tables().expected_sweeps(root)["epochs"] == [s.name for s in sweeps]
     measured = {("conll04", "apt"): (1200.0, 3)}
     assert pc.sweep_cost(sweeps[1], {}, measured, pc.Rates({}, {}, None, []), {}, {})[0] == pytest.approx(1800.0)
+    # round 1 in: APT peaked at 60 of 60 (PT2 at 52), so round 2 at 90 is due; NER continues round 1's
+    # checkpoint there, so it costs its 30 new epochs only: 0.75x a 40-epoch protocol run
+    for method, best in (("prefix", 52), ("apt", 60)):
+        folder = root / "epochs" / f"conll04-{method}-epochs60" / f"{method}-s13"
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_text(json.dumps({"best_epoch": best}))
+    sweeps = pc.epochs_sweeps("conll04", root)
+    assert [(s.name, s.epochs_factor) for s in sweeps] == [
+        ("conll04-prefix-epochs60", 1.5), ("conll04-apt-epochs60", 1.5),
+        ("conll04-prefix-epochs90", 0.75), ("conll04-apt-epochs90", 0.75)]
+    assert pc._paper_tables().expected_sweeps(root)["epochs"] == [s.name for s in sweeps]
+    _set(root / "epochs" / "conll04-apt-epochs60" / "apt-s13" / "results.json", best_epoch=59)
+    assert [s.name for s in pc.epochs_sweeps("conll04", root)][2:] == []  # neither peaked last: no round 2
 
 
 def test_protocol_total():

@@ -455,3 +455,62 @@ def test_epochs_phase_checks_only_where_a_chosen_prefix_run_peaked_at_its_last_e
     ns.methods = ["apt"]  # a stream may take one method
     assert [line for line in sweeps() if line.startswith("[paper] epochs/conll04-")] == \
         [line for line in lines if line.startswith("[paper] epochs/conll04-apt")]
+
+
+def test_epochs_phase_goes_on_in_rounds_while_a_longer_run_peaks_last_and_ner_continues_the_shorter_run(tmp_path,
+                                                                                                       capsys):
+    """CoNLL04 (NER, 40 epochs; rounds of 60, 90, 135): PT2's seed 11 peaked at 40, so round 1 trains 60. Its
+    committed PT2 run peaked at 60 again: round 2 at 90, where APT continues round 1's checkpoint found on this
+    disk (PT2's is not here: it trains afresh). Both 90s committed, PT2 peaked at 90: round 3 at 135, then no
+    further round however its runs end."""
+    out, committed = tmp_path / "paper", tmp_path / "results"
+    for method, lr in (("prefix", 0.02), ("apt", 0.01)):
+        stage = out / "main" / f"conll04-{method}-len"
+        stage.mkdir(parents=True)
+        (stage / "summary.json").write_text(json.dumps({"chosen": {f"conll04/{method}": {"lr": lr, "prefix_len": 16}}}))
+        run = finished(stage / "runs" / f"{method}-prefix_len16-s11", adapter=False)
+        (run / "results.json").write_text(json.dumps({"best_epoch": 40 if method == "prefix" else 31}))
+
+    def commit(epochs: int, bests: dict) -> None:
+        for method, best in bests.items():
+            run = committed / "epochs" / f"conll04-{method}-epochs{epochs}" / f"{method}-s11"
+            run.mkdir(parents=True)
+            (run / "results.json").write_text(json.dumps({"best_epoch": best}))
+
+    shorter = out / "epochs" / "conll04-apt-epochs60" / "runs" / "apt-s11"  # round 1's APT run, on this disk
+    (shorter / "checkpoint").mkdir(parents=True)
+    (shorter / "checkpoint" / "trainer_state.pt").write_bytes(b"state")
+    (shorter / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e}) + "\n" for e in range(1, 61)))
+    (shorter / "results.json").write_text(json.dumps({"best_epoch": 52}))
+    ns = SimpleNamespace(output=str(out), data_dir="data", model="minilm", extra=[], methods=None,
+                         results=str(committed), dry_run=True)
+
+    def sweeps() -> list[str]:
+        paper.Protocol(ns).epochs(["conll04"])
+        return capsys.readouterr().out.splitlines()
+
+    def epochs_flags(lines: list[str]) -> list[str]:
+        return [line.split()[1].rstrip(":") + " " + line.split("--epochs ")[1] for line in lines
+                if line.startswith("[paper] epochs/conll04-")]
+
+    assert epochs_flags(sweeps()) == ["epochs/conll04-prefix-epochs60 60", "epochs/conll04-apt-epochs60 60"]
+    commit(60, {"prefix": 60, "apt": 52})
+    lines = sweeps()
+    assert "[paper] epochs/conll04: prefix peaked at the last epoch again (60); 90 epochs on seed 11" in lines
+    assert epochs_flags(lines)[2:] == ["epochs/conll04-prefix-epochs90 90", "epochs/conll04-apt-epochs90 90"]
+    assert [line for line in lines if "continues" in line] == [
+        f"[paper] {out}/epochs/conll04-apt-epochs90/runs/apt-s11: continues {shorter} from its checkpoint (epoch 60)"]
+    commit(90, {"prefix": 90, "apt": 70})
+    assert epochs_flags(sweeps())[4:] == ["epochs/conll04-prefix-epochs135 135", "epochs/conll04-apt-epochs135 135"]
+    commit(135, {"prefix": 135, "apt": 135})
+    assert "[paper] epochs/conll04: prefix, apt still peaked at the last epoch (135) after 3 rounds; no further round" \
+        in sweeps()
+    # outside a dry run the longer run gets the shorter one's checkpoint and log, never its results
+    ns.dry_run = False
+    longer = tmp_path / "longer" / "apt-s11"
+    paper.Protocol(ns).continue_run([tmp_path / "missing", shorter], longer)
+    assert (longer / "checkpoint" / "trainer_state.pt").read_bytes() == b"state"
+    assert (longer / "metrics.jsonl").read_text() == (shorter / "metrics.jsonl").read_text()
+    assert not (longer / "results.json").exists()
+    assert paper.continues_shorter_runs("conll04") and not paper.continues_shorter_runs("rte")  # linear decay
+    assert paper.epochs_check_lengths("ontonotes") == [8, 12, 18] and paper.epochs_check_lengths("rte") == [30, 45, 68]

@@ -547,12 +547,25 @@ def test_epoch_check_sets_each_longer_run_beside_the_main_run_of_its_seed(tmp_pa
     md = pt.paper_epochs.epochs_markdown(table)
     assert "| conll04 | PT2 | 11 | 4 | 60.0 (4) | 30.0 | 6 | 62.0 (6) | 35.0 | same |" in md
     assert "| conll04 | APT | 11 | 4 | 58.0 (2) | 30.0 | 6 | 57.0 (2) | 35.0 | 57.0 (main 58.0) |" in md
-    assert "APT - PT2 -2.0 at the main table's epochs, -5.0 at 1.5x" in md
+    assert "APT - PT2 -2.0 at the main table's epochs, -5.0 at 6" in md
     assert "- conll04 APT seed 11: first 4 epochs not an exact replay (no epoch-1 loss to compare)" in md
     assert "conll04 PT2 seed 11: first" not in md  # a replaying run gets no note
     # the figure draws each run's scored epochs in order, x100; it is linked where drawn
     assert pt.paper_epochs.curve(rows["prefix"]["_runs"][1].results, "f1") == \
         ([1, 2, 3, 4, 5, 6], pytest.approx([40.0, 50.0, 55.0, 60.0, 61.0, 62.0]))
+    # PT2 peaked at 6 of 6: a second round at 9 epochs, one row per round and an APT - PT2 line for each
+    for method, lr, scores in (("prefix", 0.02, pt2 + [0.61, 0.62, 0.63, 0.64, 0.63]),
+                               ("apt", 0.01, [0.50, 0.57, 0.57, 0.56, 0.55, 0.54, 0.66, 0.65, 0.60])):
+        run = write(tmp_path, "epochs", f"conll04-{method}-epochs9", "conll04", method, 11, 0.0, lr, 16, test=0.4,
+                    metric="f1", name=f"{method}-s11")
+        _with_history(run, scores, 9)
+    table = pt.paper_epochs.epochs_table(tmp_path / "epochs", main)
+    assert [(r["epochs"], r["method"], r["best_epoch"]) for r in table["rows"]] == \
+        [(6, "prefix", 6), (6, "apt", 2), (9, "prefix", 8), (9, "apt", 7)]  # rounds in order, not by folder name
+    assert [(g["epochs"], round(g["longer"], 6)) for g in table["apt_minus_pt2"]["conll04"]] == [(6, -0.05), (9, 0.02)]
+    md = pt.paper_epochs.epochs_markdown(table)
+    assert "-5.0 at 6" in md and "APT - PT2 -2.0 at the main table's epochs, +2.0 at 9" in md
+    assert "| conll04 | APT | 11 | 4 | 58.0 (2) | 30.0 | 9 | 66.0 (7) | 40.0 |" in md
     out = tmp_path / "report" / "tables.md"
     assert pt.main([str(tmp_path), "--output", str(out), "--tables", "epochs", "--resamples", "50",
                     "--no-examples"]) == 0

@@ -503,6 +503,7 @@ class Progress:
     best: dict | None = None
     wall_before: float = 0.0
     cpu_before: float | None = 0.0  # None: resumed from a checkpoint older than the CPU-time field
+    extended_from: list = field(default_factory=list)  # the epochs planned before each extension (e.g. [5, 8])
 
 
 def find_checkpoint(run_dir: Path) -> Path | None:
@@ -514,6 +515,14 @@ def find_checkpoint(run_dir: Path) -> Path | None:
     return None
 
 
+def epochs_may_grow(task: Task) -> bool:
+    """Whether ``--resume --epochs M`` may continue a run of ``task`` planned for fewer epochs: where the rate
+    schedule does not depend on the number of epochs (NER: 0.95 per epoch), the longer run's first epochs are the
+    shorter run's, so continuing it is the longer run. Linear decay to 0 over the run (SuperGLUE) gives every
+    step another rate when the run is longer: there a longer run starts afresh."""
+    return task.schedule != "linear"
+
+
 def run_identity(args: TrainArgs, data: RunData, model: TaskModel) -> dict:
     """Everything a resumed run must share with the run it continues."""
     settings = {k: v for k, v in _jsonable(args).items() if k not in RESUME_MAY_DIFFER}
@@ -521,8 +530,10 @@ def run_identity(args: TrainArgs, data: RunData, model: TaskModel) -> dict:
 
 
 def restore_checkpoint(run_dir: Path, identity: dict, model: TaskModel, optimiser, scheduler,
-                       accelerator: Accelerator, early_stop: int | None, epochs: int) -> Progress | None:
-    """Load the run's last checkpoint into model, optimiser and scheduler; None when there is none yet."""
+                       accelerator: Accelerator, early_stop: int | None, epochs: int,
+                       epochs_grow: bool = False) -> Progress | None:
+    """Load the run's last checkpoint into model, optimiser and scheduler; None when there is none yet.
+    ``epochs_grow`` (:func:`epochs_may_grow`): ``epochs`` may exceed the checkpoint's plan, which extends the run."""
     ckpt = find_checkpoint(run_dir)
     if ckpt is None:
         return None
@@ -532,8 +543,17 @@ def restore_checkpoint(run_dir: Path, identity: dict, model: TaskModel, optimise
         raise ValueError(f"{ckpt / STATE_FILE}: unreadable checkpoint state ({type(err).__name__}); "
                          "start the run afresh without --resume") from None
     saved = state.get("identity", {})
+    planned = saved.get("settings", {}).get("epochs", epochs)
+    done = state["epoch"] + 1
+    if epochs < done:
+        raise ValueError(f"--resume: {ckpt} is after epoch {done}; --epochs {epochs} is fewer (a finished run's "
+                         f"results are in {run_dir / 'results.json'})")
+    extending = planned != epochs and epochs_grow
     changed = [f"{k} was {a!r}, now {b!r}" for k, b in identity["settings"].items()
-               if (a := saved.get("settings", {}).get(k, b)) != b]
+               if (a := saved.get("settings", {}).get(k, b)) != b and not (k == "epochs" and extending)]
+    if planned != epochs and not epochs_grow:
+        changed = [c + (" (the linear rate decay spans every epoch, so a longer run gives each step another rate: "
+                        "train it afresh)" if c.startswith("epochs ") else "") for c in changed]
     if saved.get("data") not in (None, identity["data"]):
         changed.append("the training data differ (token ids or labels)")
     if saved.get("base") not in (None, identity["base"]):
@@ -551,7 +571,8 @@ def restore_checkpoint(run_dir: Path, identity: dict, model: TaskModel, optimise
     scheduler.load_state_dict(state["scheduler"])
     if state.get("scaler") and accelerator.scaler is not None:
         accelerator.scaler.load_state_dict(state["scaler"])
-    progress = Progress(state["epoch"] + 1, state["history"], state["best"], state["wall_s"], state.get("cpu_s"))
+    progress = Progress(done, state["history"], state["best"], state["wall_s"], state.get("cpu_s"),
+                        [*state.get("extended_from", []), *([planned] if extending else [])])
     if early_stop and progress.start_epoch - progress.best["epoch"] >= early_stop:
         progress.start_epoch = epochs  # that run had already stopped early: only write its results
     return progress
@@ -561,7 +582,7 @@ def write_checkpoint(run_dir: Path, model: TaskModel, optimiser, scheduler, acce
                      identity: dict, epoch: int, progress: Progress, wall_s: float, cpu_s: float | None) -> None:
     state = {"optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
              "identity": identity, "history": progress.history, "best": progress.best, "wall_s": wall_s,
-             "cpu_s": cpu_s,
+             "cpu_s": cpu_s, "extended_from": progress.extended_from,
              "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None}
 
     def write(d: Path) -> None:
@@ -717,11 +738,13 @@ def _train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None) -> dic
     progress = None
     if args.resume:
         progress = restore_checkpoint(run_dir, identity, raw_model, optimiser, scheduler, accelerator,
-                                      args.early_stop, args.epochs)
+                                      args.early_stop, args.epochs, epochs_may_grow(task))
         if main and progress is None:
             print(f"--resume: no checkpoint in {run_dir} yet; starting from the beginning")
         elif main:
-            print(f"resuming {run_dir} after epoch {progress.start_epoch} of {args.epochs}")
+            grown = (f" (extended: planned for {progress.extended_from[-1]})"
+                     if progress.extended_from and progress.extended_from[-1] != args.epochs else "")
+            print(f"resuming {run_dir} after epoch {progress.start_epoch} of {args.epochs}{grown}")
             # epochs after the checkpoint (if a crash came between the log line and the checkpoint) are redone
             (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in progress.history))
     if progress is None:
@@ -845,6 +868,7 @@ def run_results(args: TrainArgs, task: Task, model: TaskModel, data: RunData, pr
         "config": model.encoder.config.to_dict(), "prefix_lengths": model.encoder.lengths,
         "prefix_source": args.prefix_source, "train_args": _jsonable(args),
         "epochs": progress.history, "best_epoch": best["epoch"],
+        "extended_from": progress.extended_from,  # epochs planned before each --resume with more (NER), oldest first
         "best": {"val": best["val"], **({"test": best["test"]} if "test" in best else {}),
                  **({"select": best["select"]} if "select" in best else {})},
         "selection_metric": f"val.{selection}", "val_predictions": val_predictions,
