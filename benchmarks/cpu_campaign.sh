@@ -8,6 +8,9 @@
 #   benchmarks/cpu_campaign.sh handover A RUN "ITEM;ITEM"   # once RUN (a run folder, from the repository root) has
 #                                        # finished, restart stream A on those items: e.g. end a session's stream A on
 #                                        # parkable work after an FT run
+#   benchmarks/cpu_campaign.sh restart B "ITEM;ITEM"   # now: stop stream B (its prefix runs parked), restart it on
+#                                        # those items from a worktree of today's HEAD ($tree-B), the other stream
+#                                        # running on: new protocol code reaches one stream without stopping both
 #   git add benchmarks/results benchmarks/inflight BENCHMARKS.md && git commit ...
 #
 # Each stream walks its queue below in order, one paper.py call per item, one torch thread per run (two streams
@@ -80,9 +83,9 @@ check() {  # every queue item as paper.py --dry-run: a typo fails here, not hour
     echo "[campaign] $n queue items checked (paper.py --dry-run)"
 }
 
-stream() {  # stream NAME: run that stream's queue, item after item
+stream() {  # stream NAME [TREE]: run that stream's queue, item after item, with the code of TREE (default $tree)
     local -n queue="queue_$1"
-    local item
+    local item tree=${2:-$tree}
     export PYTHONPATH="$tree/src" OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HF_HUB_OFFLINE=1
     for item in "${queue[@]}"; do
         echo "[campaign] $(date -u +%FT%TZ) stream $1: $item"
@@ -101,7 +104,7 @@ start)
     for s in A B; do alive "$s" && { echo "stream $s is running already (pid $(cat "$state/$s.pid"))" >&2; exit 2; }; done
     check || exit 2
     mkdir -p "$state"
-    git worktree remove --force "$tree" 2>/dev/null; rm -rf "$tree"
+    for t in "$tree" "$tree-A" "$tree-B"; do git worktree remove --force "$t" 2>/dev/null; rm -rf "$t"; done
     git worktree add --force --detach "$tree" HEAD >/dev/null 2>&1 || exit 1
     echo "[campaign] streams run commit $(git -C "$tree" rev-parse --short HEAD) from $tree"
     for s in A B; do
@@ -114,7 +117,24 @@ check)
     check
     ;;
 _stream)
-    stream "$2"
+    stream "$2" "${3:-}"
+    ;;
+restart)  # restart S ITEMS: stop stream S now, park its runs, start it again on ITEMS from a worktree of HEAD
+    s=${2:-}; items=${3:-}
+    case "$s" in A|B) ;; *) echo "restart: stream A or B, got '$s'" >&2; exit 2 ;; esac
+    [ -n "$items" ] || { echo "restart: no queue items" >&2; exit 2; }
+    IFS=';' read -r -a "queue_$s" <<<"$items"
+    check || exit 2  # the new items must run before the old stream is stopped for them
+    if alive "$s"; then kill -TERM -- "-$(cat "$state/$s.pid")" 2>/dev/null; echo "[campaign] stream $s stopped"; fi
+    sleep 5  # the killed runs release their folder locks; the other stream's runs keep theirs and are not parked
+    PYTHONPATH="$root/src" HF_HUB_OFFLINE=1 "$py" benchmarks/paper.py --output "$out" --results "$results" --park
+    own="$tree-$s"
+    git worktree remove --force "$own" 2>/dev/null; rm -rf "$own"
+    git worktree add --force --detach "$own" HEAD >/dev/null 2>&1 || exit 1
+    echo "[campaign] $(date -u +%FT%TZ) stream $s restarted on commit $(git -C "$own" rev-parse --short HEAD)" >>"$state/$s.log"
+    env "CAMPAIGN_QUEUE_$s=$items" setsid bash "$0" _stream "$s" "$own" >>"$state/$s.log" 2>&1 < /dev/null &
+    echo $! >"$state/$s.pid"
+    echo "[campaign] stream $s: pid $(cat "$state/$s.pid") on commit $(git -C "$own" rev-parse --short HEAD) from $own"
     ;;
 handover)  # handover S RUN ITEMS: in the background, wait for RUN/results.json, then stop stream S and restart it
     s=${2:-}; run=${3:-}; items=${4:-}
@@ -163,7 +183,7 @@ stop)
     git status --short benchmarks | head -n 30
     ;;
 *)
-    echo "usage: $0 start | status | stop | check | handover S RUN ITEMS" >&2
+    echo "usage: $0 start | status | stop | check | handover S RUN ITEMS | restart S ITEMS" >&2
     exit 2
     ;;
 esac

@@ -95,6 +95,44 @@ def test_cpu_campaign_handover_restarts_the_stream_after_the_run_finishes(tmp_pa
         old.kill()
 
 
+def test_cpu_campaign_restart_stops_one_stream_and_runs_it_on_a_worktree_of_head(tmp_path):
+    # stream B (a sleeping process) is replaced at once by one on the new items, run from its own worktree of
+    # HEAD; stream A (another sleeping process) is left running; B's runs are parked before the new stream starts
+    calls = tmp_path / "calls.log"
+    stub = tmp_path / "python"
+    stub.write_text(f'#!/bin/sh\necho "$PYTHONPATH $@" >> {calls}\n')
+    stub.chmod(0o755)
+    state, tree = tmp_path / "state", tmp_path / "tree"
+    state.mkdir()
+    old = {s: subprocess.Popen(["setsid", "sleep", "300"]) for s in "AB"}
+    for s, proc in old.items():
+        (state / f"{s}.pid").write_text(f"{proc.pid}\n")
+    env = dict(os.environ, PYTHON=str(stub), CAMPAIGN_OUT=str(tmp_path / "out"), CAMPAIGN_STATE=str(state),
+               CAMPAIGN_TREE=str(tree))
+    script = str(ROOT / "benchmarks" / "cpu_campaign.sh")
+    item = "--phase epochs --tasks ontonotes"
+    try:
+        proc = subprocess.run(["bash", script, "restart", "B", item], capture_output=True, text=True, env=env,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert wait_for(lambda: old["B"].poll() is not None) and old["A"].poll() is None
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True).stdout.strip()
+        assert f"on commit {head} from {tree}-B" in proc.stdout
+        assert wait_for(lambda: any(line.endswith(item) and "--dry-run" not in line
+                                    for line in calls.read_text().splitlines()))
+        lines = calls.read_text().splitlines()
+        park = next(i for i, line in enumerate(lines) if line.endswith("--park"))
+        run = next(i for i, line in enumerate(lines) if line.endswith(item) and "--dry-run" not in line)
+        assert park < run and lines[run].startswith(f"{tree}-B/src ")  # parked first; the new tree's code
+        assert (Path(f"{tree}-B") / "benchmarks" / "paper.py").is_file()
+        assert int((state / "B.pid").read_text()) != old["B"].pid
+    finally:
+        for p in old.values():
+            p.kill()
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", f"{tree}-B"], capture_output=True)
+
+
 def test_cpu_campaign_handover_refuses_a_missing_run_folder(tmp_path):
     old = subprocess.Popen(["setsid", "sleep", "300"])
     state = tmp_path / "state"
