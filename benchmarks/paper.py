@@ -30,6 +30,10 @@ Phases (each a list of sweeps; every sweep resumes where it stopped, finished ru
   :data:`EPOCH_CHECK_ROUNDS`: OntoNotes 8, 12, 18). NER's rate decays per epoch (0.95), a schedule that does not
   depend on the number of epochs, so there the longer run is the shorter one continued (its checkpoint, where this
   disk has it, resumed with more epochs); SuperGLUE's linear decay stretches instead, so its longer runs start afresh.
+* ``longer``: NER tasks whose epoch check settled on more epochs than the main table's (:meth:`Protocol.settled_epochs`):
+  the main table's row once more at those epochs, every method (FT too) and seed at its chosen point, in
+  ``longer/<task>-<method>-epochs<N>``, each run its main run continued from its checkpoint where this disk has it
+  (the epoch check's own run for its seed). SuperGLUE's linear decay would need fresh runs: not done here.
 * ``fewshot``: K = 16 and 32 per class on CB, RTE, WiC, COPA and CoNLL04, PT2 / APT / FT, five draws, each method
   at its main-table point (lr, and length for prefix methods; skipped until that is chosen); the epoch is chosen on
   K per class drawn from train, disjoint from the training draw (``--shots-dev``).
@@ -92,7 +96,7 @@ AT_PT2_LR = "pt2-lr"  # suffix of the PT2+ / PT2* sweeps rerun at P-tuning v2's 
 RUN_FILES = ("results.json", "val-predictions.json")  # what --collect keeps of a run (and restore puts back)
 PARK_LIMIT_MB = 4.0  # a parked run is committed: prefix-method runs (~1 MB) fit, fine-tuning ones (~350 MB) do not
 ADAPREFIX = [sys.executable, "-m", "adaprefix.cli"]
-PHASES = ("defaults", "main", "epochs", "ablations", "fewshot", "gates")  # the order a full run takes them in
+PHASES = ("defaults", "main", "epochs", "longer", "ablations", "fewshot", "gates")  # the order a full run takes
 
 
 def run_name(method: str, params: dict, seed: int) -> str:
@@ -420,9 +424,7 @@ class Protocol:
                       flush=True)
                 continue
             last = self.main_epochs(task)
-            late = [(method, seed) for method in EPOCH_CHECK_METHODS
-                    for seed, run in self.main_results(task, method).items()
-                    if json.loads(run.read_text()).get("best_epoch") == last]
+            late = self.late_main_runs(task)
             if not late:
                 print(f"[paper] epochs/{task}: no main-table prefix run peaked at its last epoch ({last}); "
                       "nothing to check", flush=True)
@@ -438,6 +440,7 @@ class Protocol:
                 runs = {m: self.out / "epochs" / names[m] / "runs" / run_name(m, {}, seed) for m in methods}
                 for method in methods:
                     if continues_shorter_runs(task):
+                        self.restore("epochs", names[method], self.out / "epochs" / names[method])
                         self.continue_run(shorter[method], runs[method])
                     self.sweep("epochs", names[method], task, method, [], [seed],
                                [*points[method], "--epochs", str(longer)])
@@ -455,6 +458,59 @@ class Protocol:
                       f"{lengths[round_ + 1]} epochs on seed {seed}", flush=True)
                 shorter = {m: [run] for m, run in runs.items()}
 
+    def late_main_runs(self, task: str) -> list[tuple[str, int]]:
+        """(method, seed) of every main-table PT2 / APT run at its chosen point that peaked at its last epoch."""
+        last = self.main_epochs(task)
+        return [(method, seed) for method in EPOCH_CHECK_METHODS
+                for seed, run in self.main_results(task, method).items()
+                if json.loads(run.read_text()).get("best_epoch") == last]
+
+    def settled_epochs(self, task: str) -> tuple[int, int] | None:
+        """(epochs, seed) the epoch check settled on for ``task``: the first round where both methods' runs are
+        in and neither peaked at its last epoch, or the last round's epochs where every round did (the check
+        stops there); None while no round settled it (or none was due)."""
+        late = self.late_main_runs(task)
+        if not late:
+            return None
+        seed = next(s for s in seeds_for(task) if any(s == late_seed for _, late_seed in late))
+        lengths = epochs_check_lengths(task, self.main_epochs(task))
+        for longer in lengths:
+            names = epochs_check_sweeps(task, longer=longer)
+            done = [self.round_result("epochs", names[m], run_name(m, {}, seed)) for m in EPOCH_CHECK_METHODS]
+            if None in done:
+                return None
+            if all(json.loads(r.read_text()).get("best_epoch") != longer for r in done) or longer == lengths[-1]:
+                return longer, seed
+        return None
+
+    def longer(self, tasks: list[str]) -> None:
+        """The main table's row at the epochs the epoch check settled on, for NER tasks (see the module's doc)."""
+        for task in [t for t in MAIN_TASKS if t in tasks]:
+            settled = self.settled_epochs(task)
+            if settled is None:
+                print(f"[paper] longer/{task}: the epoch check has not settled on more epochs; skipped", flush=True)
+                continue
+            if not continues_shorter_runs(task):
+                print(f"[paper] longer/{task}: its rate decays over the whole run, so the main row at "
+                      f"{settled[0]} epochs would be fresh runs; not done by this phase", flush=True)
+                continue
+            epochs, check_seed = settled
+            for method in self.methods:
+                point = self.main_point(task, method)
+                if point is None:
+                    print(f"[paper] longer/{task}-{method}: the main table's point is not there yet; skipped",
+                          flush=True)
+                    continue
+                name = f"{task}-{method}-epochs{epochs}"
+                self.restore("longer", name, self.out / "longer" / name)  # committed runs first: none is redone
+                for seed in seeds_for(task):
+                    run = self.out / "longer" / name / "runs" / run_name(method, {}, seed)
+                    if method in EPOCH_CHECK_METHODS and seed == check_seed:  # the epoch check trained this one
+                        check = self.out / "epochs" / epochs_check_sweeps(task, longer=epochs)[method] / "runs"
+                        self.reuse(check / run.name, run)
+                    self.continue_run(self.main_run_folders(task, method, seed), run)
+                self.sweep("longer", name, task, method, [], seeds_for(task), [*point, "--epochs", str(epochs)])
+
     def round_result(self, phase: str, sweep: str, run: str) -> Path | None:
         """The results.json of run ``run`` of ``phase/sweep``: in this output folder, else the committed one."""
         for path in (self.out / phase / sweep / "runs" / run, Path(self.ns.results) / phase / sweep / run):
@@ -465,7 +521,14 @@ class Protocol:
     def main_run_folders(self, task: str, method: str, seed: int) -> list[Path]:
         """The main table's run folders of ``seed`` at the chosen point of ``task`` and ``method`` on this disk."""
         best = self.main_choice(task, method)
-        return [] if best is None else self.seed_runs(self.out / "main", task, method, best, "runs")[seed]
+        if best is None:
+            return []
+        if method == "finetune":  # no length stage: seed 11 is the lr stage's run at the chosen lr
+            main = self.out / "main"
+            if seed == seeds_for(task)[0]:
+                return [main / f"{task}-finetune-lr" / "runs" / run_name(method, {"lr": best["lr"]}, seed)]
+            return [main / f"{task}-finetune-seeds" / "runs" / run_name(method, {}, seed)]
+        return self.seed_runs(self.out / "main", task, method, best, "runs")[seed]
 
     def continue_run(self, shorter: list[Path], run: Path) -> None:
         """Seed ``run`` (a longer run not started here) with the checkpoint and log of the first of ``shorter``

@@ -61,7 +61,7 @@ import paper  # noqa: E402  (the protocol's tasks, seeds and grids)
 METHODS = ("finetune", "prefix", "apt")  # column order
 LABEL = {"finetune": "FT", "prefix": "PT2", "apt": "APT"}
 PREFIX_METHODS = ("prefix", "apt")
-PHASES = ("defaults", "main", "ablations", "fewshot", "epochs")
+PHASES = ("defaults", "main", "ablations", "fewshot", "epochs", "longer")
 ABLATIONS = {"no-token-gate": "apt", "no-layer-gate": "apt", "pt2-plus": "prefix", "pt2-star": "prefix"}
 EVAL_WEIGHT = 1 / 3  # cost of scoring one example relative to training on it (forward vs forward + backward)
 NER_FAMILY = "ner"
@@ -433,11 +433,26 @@ def epochs_sweeps(task: str, results: Path) -> list[Sweep] | None:
     return sweeps
 
 
+def longer_sweeps(task: str, results: Path) -> list[Sweep]:
+    """``paper.py --phase longer``'s sweeps for ``task`` where the committed epoch check settled it on more epochs
+    (``paper_tables.longer_epochs_due``): every method, every seed. Priced as its main runs continued (the new
+    epochs only: the checkpoints stay on the campaign's disk) and the epoch check's own seed as a copy; a fresh
+    checkout without those checkpoints trains them whole (N / E of a main run) instead."""
+    epochs = _paper_tables().longer_epochs_due(results, task)
+    if epochs is None:
+        return []
+    main = paper.epochs_for(task)
+    seeds = len(paper.seeds_for(task))
+    return [Sweep("longer", f"{task}-{m}-epochs{epochs}", task, m, seeds - (m in paper.EPOCH_CHECK_METHODS),
+                  epochs_factor=(epochs - main) / main) for m in METHODS]
+
+
 def protocol_sweeps(results: Path | None = None) -> list[Sweep]:
     """Every training sweep of the protocol, phase by phase, with the runs each trains (with ``results``, the
     ablations' extra arms at PT2's lr and the epochs phase's runs where that results folder shows they are
     needed)."""
     epochs = [s for t in paper.MAIN_TASKS for s in (epochs_sweeps(t, results) or [])] if results is not None else []
+    epochs += [s for t in paper.MAIN_TASKS for s in longer_sweeps(t, results)] if results is not None else []
     return ([s for t in paper.DEFAULTS_TASKS for s in defaults_sweeps(t)]
             + [s for t in paper.MAIN_TASKS for s in main_sweeps(t)]
             + [s for t in paper.ABLATION_TASKS for s in ablation_sweeps(t, results)]

@@ -196,3 +196,82 @@ def epochs_markdown(table: dict, figure: str | None = None) -> str:
     out += [f"- {n}" for n in table["notes"]]
     out += [f"\n![epochs figure]({figure})"] if figure else []
     return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- 7. the main rows at the settled epochs
+
+LONGER = re.compile(r"(?P<task>.+)-(?P<method>prefix|apt|finetune)-epochs(?P<epochs>\d+)")
+
+
+def longer_table(longer_dir: Path, main: dict, resamples: int | None = None, examples: bool = True) -> dict:
+    """Per task of ``paper.py --phase longer`` (``longer/<task>-<method>-epochs<N>``): each method's cell at N
+    epochs (:func:`paper_tables.summarize` over its seeds) beside the main table's cell at its epochs, and APT -
+    PT2 paired by seed at N (:func:`paper_tables.paired_by_seed`) beside the main table's.
+
+        t = longer_table(Path("benchmarks/results/longer"), pt.main_table(Path("benchmarks/results/main")))
+        t["tasks"]["ontonotes"]["cells"]["apt"]["mean"], t["tasks"]["ontonotes"]["paired"]["mean"]
+    """
+    import paper_tables as pt
+
+    resamples = resamples or pt.RESAMPLES
+    notes: list[str] = []
+    found: dict[str, dict[str, tuple[int, list]]] = {}
+    folders = sorted(p for p in longer_dir.iterdir() if pt.has_runs(p)) if longer_dir.is_dir() else []
+    for folder in folders:
+        match = LONGER.fullmatch(folder.name)
+        if match is None:
+            notes.append(f"{folder.name}: not a longer-phase sweep name (<task>-<method>-epochs<N>); left out")
+            continue
+        runs = pt.one_per_seed(pt.load_runs(folder, notes), notes, f"longer/{folder.name}")
+        found.setdefault(match["task"], {})[match["method"]] = (int(match["epochs"]), runs)
+    tasks = {}
+    for task, methods in found.items():
+        epochs = sorted({n for n, _ in methods.values()})
+        if len(epochs) > 1:
+            notes.append(f"{task}: longer-phase sweeps at {epochs} epochs; the table shows {epochs[-1]}")
+        methods = {m: runs for m, (n, runs) in methods.items() if n == epochs[-1]}
+        cells = {m: pt.summarize(runs, pt.expected_seeds(task)) | {"_runs": runs} for m, runs in methods.items()}
+        main_cells = (main.get("cells", {}).get(task) or {})
+        paired = (pt.paired_by_seed(methods["apt"], methods["prefix"], resamples, examples)
+                  if "apt" in methods and "prefix" in methods else None)
+        tasks[task] = {"epochs": epochs[-1], "cells": cells, "paired": paired,
+                       "main_cells": {m: main_cells.get(m) for m in pt.METHODS},
+                       "main_paired": (main.get("paired") or {}).get(task)}
+    runs = [r for t in tasks.values() for c in t["cells"].values() for r in c["_runs"]]
+    return {"tasks": tasks, "notes": notes, "provenance": pt.provenance(runs) if runs else ""}
+
+
+def longer_markdown(table: dict) -> str:
+    """Section 7 of paper-tables.md."""
+    import paper_tables as pt
+
+    out = ["## 7. Main rows at the epochs the epoch check settled on\n",
+           "Where the epoch check (section 6) settled a NER task on more epochs than the main table's, "
+           "`paper.py --phase longer` runs its whole main row again at that many: every method and seed at its "
+           "chosen point, each run its main run continued from its checkpoint (the schedule, 0.95 per epoch, does "
+           "not depend on the number of epochs) or, without one on the disk, trained afresh. Dev x100, mean ± sd "
+           "over seeds (test for NER); best epoch per seed / epochs.\n"]
+    if not table["tasks"]:
+        return "\n".join(out) + "\nNo longer-phase runs yet.\n"
+    out += ["| task | method | main table (E epochs) | best epochs | at N epochs | best epochs |",
+            "|---|---|---|---|---|---|"]
+    for task, t in table["tasks"].items():
+        for m in pt.METHODS:
+            main, cell = t["main_cells"].get(m), t["cells"].get(m)
+            out.append(f"| {task} | {pt.LABEL[m]} | {pt.fmt_cell(main, with_test=True)} | "
+                       f"{pt.fmt_best_epochs(main) if main else '-'} | {pt.fmt_cell(cell, with_test=True)} | "
+                       f"{pt.fmt_best_epochs(cell) if cell else '-'} |")
+    out.append("")
+    for task, t in table["tasks"].items():
+        for label, d in (("main table", t["main_paired"]), (f"{t['epochs']} epochs", t["paired"])):
+            if d is None:
+                out.append(f"- {task}, {label}: APT - PT2 n/a (APT or PT2 missing)")
+                continue
+            test = f"; test {pt.fmt_diff_pm(d['test'])}" if "test" in d else ""
+            out.append(f"- {task}, {label}: APT - PT2 {pt.fmt_diff_pm(d)} (seeds {', '.join(map(str, d['seeds']))}: "
+                       f"{', '.join(pt.fmt_diff(x) for x in d['diffs'])}; over seeds {pt.fmt_interval(d)}; over "
+                       f"seeds x examples {pt.fmt_examples(d['examples'])}){test}")
+        out.append("- " + pt.last_epoch_line([(f"{task} {pt.LABEL[m]}", c) for m, c in t["cells"].items()]))
+    out += [f"\n{table['provenance']}"] if table["provenance"] else []
+    out += [f"- {n}" for n in table["notes"]]
+    return "\n".join(out) + "\n"

@@ -28,7 +28,10 @@ test = the test score at that epoch (NER: CoNLL03, CoNLL04, OntoNotes).
    figure.
 6. Epoch check (``paper_epochs.py``): where ``paper.py --phase epochs`` trained a prefix method's first seed with
    1.5x the epochs (a main-table run having peaked at its last epoch), its best dev and test against the main
-   table's run of that seed, and APT - PT2 at both lengths.
+   table's run of that seed, and APT - PT2 at both lengths (one row per round where it went on in rounds).
+7. Main rows at the settled epochs (``paper_epochs.longer_table``): where ``paper.py --phase longer`` ran a NER
+   task's whole main row again at the epochs the check settled on, each method's cell at both lengths and APT -
+   PT2 paired by seed at both.
 
 Figures (``--figures DIR``, default the folder of ``--output``; none without either): paper-main.png,
 paper-ablations.png and paper-fewshot.png (``paper_plots.py``: every seed as a dot beside its cell's mean ± sd),
@@ -1003,6 +1006,26 @@ def epochs_rounds_due(root: Path, task: str) -> list[int] | None:
     return lengths
 
 
+def longer_epochs_due(root: Path, task: str) -> int | None:
+    """The epochs ``paper.py --phase longer`` runs ``task``'s main row at, as the committed epoch check settles
+    them (``Protocol.settled_epochs``): the last due round's, once both its runs are in and neither peaked at its
+    last epoch (or it is the last round there is); None while not settled, or for a task whose longer runs would
+    not continue the main runs (linear decay: SuperGLUE).
+
+        longer_epochs_due(Path("benchmarks/results"), "conll03")  # 15: the 15-epoch runs peaked at 14
+    """
+    rounds = epochs_rounds_due(root, task)
+    if not rounds or not paper.continues_shorter_runs(task):
+        return None
+    last = rounds[-1]
+    runs = [sorted((root / "epochs" / name).glob("*/results.json"))
+            for name in paper.epochs_check_sweeps(task, longer=last).values()]
+    if not all(runs):
+        return None
+    peaked = any(json.loads(r.read_text()).get("best_epoch") == last for rs in runs for r in rs)
+    return last if not peaked or last == paper.epochs_check_lengths(task)[-1] else None
+
+
 def expected_sweeps(root: Path | None = None) -> dict[str, list[str]]:
     """Every sweep folder the protocol makes, per phase (``paper.py``'s defaults, main, ablations, fewshot); with
     the results folder ``root``, also the ablations at PT2's lr where its main table shows they are needed."""
@@ -1016,6 +1039,9 @@ def expected_sweeps(root: Path | None = None) -> dict[str, list[str]]:
         # the epoch check where the main table already calls for it (tasks not known yet are left out)
         "epochs": [name for t in MAIN_TASKS if root for longer in epochs_rounds_due(root, t) or []
                    for name in paper.epochs_check_sweeps(t, longer=longer).values()],
+        # the main rows again at the epochs the epoch check settled on (NER)
+        "longer": [f"{t}-{m}-epochs{n}" for t in MAIN_TASKS if root and (n := longer_epochs_due(root, t))
+                   for m in METHODS],
     }
 
 
@@ -1051,7 +1077,7 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-TABLES = ("defaults", "main", "ablations", "fewshot", "gates", "epochs")
+TABLES = ("defaults", "main", "ablations", "fewshot", "gates", "epochs", "longer")
 
 
 FIGURES = {"main": "paper-main.png", "ablations": "paper-ablations.png", "fewshot": "paper-fewshot.png",
@@ -1092,7 +1118,7 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
     if "defaults" in tables:
         doc["defaults"] = defaults_table(root / "defaults", resamples)
         parts.append(defaults_markdown(doc["defaults"]))
-    if {"main", "ablations", "gates", "epochs"} & set(tables):
+    if {"main", "ablations", "gates", "epochs", "longer"} & set(tables):
         main = main_table(root / "main", resamples, examples and "main" in tables)
         if "main" in tables:
             doc["main"] = main
@@ -1119,6 +1145,9 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
         doc["epochs"] = paper_epochs.epochs_table(root / "epochs", main)
         link = figure("epochs", paper_epochs.plot_epochs, doc["epochs"]) if doc["epochs"]["rows"] else None
         parts.append(paper_epochs.epochs_markdown(doc["epochs"], link))
+    if "longer" in tables:
+        doc["longer"] = paper_epochs.longer_table(root / "longer", main, resamples, examples)
+        parts.append(paper_epochs.longer_markdown(doc["longer"]))
     expected = expected_sweeps(root)  # reads the main table's lr stages once
     doc["missing"] = {p: v for p, v in missing_sweeps(root, expected).items() if p in tables}
     parts.append(missing_markdown(doc["missing"], expected))

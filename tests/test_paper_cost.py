@@ -147,6 +147,13 @@ def test_epochs_phase_counted_where_a_main_run_peaked_at_its_last_epoch(tmp_path
     assert pc._paper_tables().expected_sweeps(root)["epochs"] == [s.name for s in sweeps]
     _set(root / "epochs" / "conll04-apt-epochs60" / "apt-s13" / "results.json", best_epoch=59)
     assert [s.name for s in pc.epochs_sweeps("conll04", root)][2:] == []  # neither peaked last: no round 2
+    # settled at 60: the longer phase continues every main run to 60 (20 new epochs: 0.5x), the epoch check's
+    # seed being a copy for PT2 and APT
+    assert [(s.phase, s.name, s.expected, s.epochs_factor) for s in pc.longer_sweeps("conll04", root)] == [
+        ("longer", "conll04-finetune-epochs60", 3, 0.5), ("longer", "conll04-prefix-epochs60", 2, 0.5),
+        ("longer", "conll04-apt-epochs60", 2, 0.5)]
+    assert [s.name for s in pc.protocol_sweeps(root) if s.phase == "longer"] == \
+        pc._paper_tables().expected_sweeps(root)["longer"]
 
 
 def test_protocol_total():
@@ -155,8 +162,9 @@ def test_protocol_total():
     # defaults: cb 37, rte 21, conll04 21
     # main: small tasks (cb, copa, wsc) 8+8+7 = 23 each, the six others 6+6+5 = 17 each
     # ablations: 4 sweeps x (5 cb + 3 rte + 5 copa + 3 conll04); fewshot: 5 tasks x 2 K x 3 methods x 5 draws
-    # epochs: none without a results folder (the main table's runs decide it)
-    assert by_phase == {"defaults": 79, "main": 3 * 23 + 6 * 17, "ablations": 4 * 16, "fewshot": 150, "epochs": 0}
+    # epochs, longer: none without a results folder (the main table's runs decide them)
+    assert by_phase == {"defaults": 79, "main": 3 * 23 + 6 * 17, "ablations": 4 * 16, "fewshot": 150, "epochs": 0,
+                        "longer": 0}
 
 
 # ---------------------------------------------------------------- a synthetic results tree

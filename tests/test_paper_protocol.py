@@ -498,7 +498,7 @@ def test_epochs_phase_goes_on_in_rounds_while_a_longer_run_peaks_last_and_ner_co
     lines = sweeps()
     assert "[paper] epochs/conll04: prefix peaked at the last epoch again (60); 90 epochs on seed 11" in lines
     assert epochs_flags(lines)[2:] == ["epochs/conll04-prefix-epochs90 90", "epochs/conll04-apt-epochs90 90"]
-    assert [line for line in lines if "continues" in line] == [
+    assert [line for line in lines if "from its checkpoint" in line] == [
         f"[paper] {out}/epochs/conll04-apt-epochs90/runs/apt-s11: continues {shorter} from its checkpoint (epoch 60)"]
     commit(90, {"prefix": 90, "apt": 70})
     assert epochs_flags(sweeps())[4:] == ["epochs/conll04-prefix-epochs135 135", "epochs/conll04-apt-epochs135 135"]
@@ -514,3 +514,55 @@ def test_epochs_phase_goes_on_in_rounds_while_a_longer_run_peaks_last_and_ner_co
     assert not (longer / "results.json").exists()
     assert paper.continues_shorter_runs("conll04") and not paper.continues_shorter_runs("rte")  # linear decay
     assert paper.epochs_check_lengths("ontonotes") == [8, 12, 18] and paper.epochs_check_lengths("rte") == [30, 45, 68]
+
+
+def test_longer_phase_continues_every_main_run_to_the_epochs_the_check_settled_on(tmp_path, capsys):
+    """CoNLL04 (NER, 40 epochs): APT seed 12 peaked at 40, so the check trained seed 12 at 60, where neither
+    method peaked at its last: settled at 60. The longer phase then runs every method and seed at its chosen
+    point at 60 epochs; runs whose main-run checkpoint is on this disk continue it, the check's own seed-12 runs
+    are copied rather than trained again, the rest train afresh."""
+    out, committed = tmp_path / "paper", tmp_path / "results"
+    main = out / "main"
+    for method, lr in (("prefix", 0.02), ("apt", 0.01), ("finetune", 5e-05)):
+        stage = main / f"conll04-{method}-{'lr' if method == 'finetune' else 'len'}"
+        stage.mkdir(parents=True)
+        point = {"lr": lr} if method == "finetune" else {"lr": lr, "prefix_len": 16}
+        (stage / "summary.json").write_text(json.dumps({"chosen": {f"conll04/{method}": point}}))
+        first = f"finetune-lr{lr}-s11" if method == "finetune" else f"{method}-prefix_len16-s11"
+        for run in (stage / "runs" / first, *(main / f"conll04-{method}-seeds" / "runs" / f"{method}-s{s}"
+                                               for s in (12, 13))):
+            finished(run, adapter=False)
+            late = method == "apt" and run.name.endswith("s12")
+            (run / "results.json").write_text(json.dumps({"best_epoch": 40 if late else 33}))
+    resumable = main / "conll04-apt-seeds" / "runs" / "apt-s13"
+    (resumable / "checkpoint").mkdir()
+    (resumable / "checkpoint" / "trainer_state.pt").write_bytes(b"state")
+    (resumable / "metrics.jsonl").write_text(json.dumps({"epoch": 40}) + "\n")
+    ns = SimpleNamespace(output=str(out), data_dir="data", model="minilm", extra=[], methods=None,
+                         results=str(committed), dry_run=True)
+
+    def longer() -> list[str]:
+        paper.Protocol(ns).longer(["conll04"])
+        return capsys.readouterr().out.splitlines()
+
+    assert longer() == ["[paper] longer/conll04: the epoch check has not settled on more epochs; skipped"]
+    for method, best in (("prefix", 52), ("apt", 49)):  # the check's runs (seed 12), on this disk
+        check = out / "epochs" / f"conll04-{method}-epochs60" / "runs" / f"{method}-s12"
+        finished(check, adapter=False)
+        (check / "results.json").write_text(json.dumps({"best_epoch": best, "seed": 12}))
+    lines = longer()
+    sweeps = {line.split()[1].rstrip(":"): line for line in lines if line.startswith("[paper] longer/")}
+    assert list(sweeps) == [f"longer/conll04-{m}-epochs60" for m in ("prefix", "apt", "finetune")]
+    assert all("--seeds 11,12,13 " in line and line.endswith("--epochs 60") for line in sweeps.values())
+    assert "--lr 5e-05 --epochs 60" in sweeps["longer/conll04-finetune-epochs60"]  # FT too, at its own point
+    assert [line for line in lines if "from its checkpoint" in line] == [
+        f"[paper] {out}/longer/conll04-apt-epochs60/runs/apt-s13: continues {resumable} from its checkpoint (epoch 40)"]
+    ns.dry_run = False
+    protocol = paper.Protocol(ns)
+    protocol.sweep = lambda *a, **k: None  # what the sweeps would train is the part above; here only the seeding
+    protocol.longer(["conll04"])
+    runs = out / "longer"
+    assert json.loads((runs / "conll04-apt-epochs60" / "runs" / "apt-s12" / "results.json").read_text())["best_epoch"] == 49
+    assert (runs / "conll04-apt-epochs60" / "runs" / "apt-s13" / "checkpoint" / "trainer_state.pt").is_file()
+    assert not (runs / "conll04-apt-epochs60" / "runs" / "apt-s13" / "results.json").exists()
+    assert not (runs / "conll04-prefix-epochs60" / "runs" / "prefix-s11").exists()  # no checkpoint: trains afresh

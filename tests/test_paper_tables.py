@@ -608,3 +608,43 @@ def test_committed_conll04_epoch_check_reproduces_the_quoted_figures():
     got = {m: (round(100 * r["main_dev"], 1), r["main_best_epoch"], round(100 * r["dev"], 1), r["best_epoch"],
                round(100 * r["test"], 1), r["replay_same"]) for m, r in rows.items()}
     assert got == {"prefix": (72.2, 31, 72.9, 52, 74.1, True), "apt": (74.0, 40, 74.4, 49, 74.4, True)}
+
+
+def test_longer_phase_table_sets_each_main_row_beside_its_row_at_the_settled_epochs(tmp_path):
+    """CoNLL04 at 40 epochs in the main table (seeds 11, 12; APT seed 12 peaked at 40), settled at 60 by the
+    epoch check (neither 60-epoch run peaked at 60). At 60: PT2 0.70, 0.72; APT 0.73, 0.76 (APT - PT2 +3.0, +4.0
+    by seed, by hand), FT 0.80, 0.82."""
+    main_scores = {"prefix": (0.02, [0.68, 0.70]), "apt": (0.01, [0.69, 0.72]), "finetune": (5e-05, [0.79, 0.80])}
+    for method, (lr, scores) in main_scores.items():
+        for seed, score in zip((11, 12), scores):
+            sweep = f"conll04-{method}-{'lr' if seed == 11 else 'seeds'}"
+            folder = write(tmp_path, "main", sweep, "conll04", method, seed, score, lr, 16, test=score - 0.02,
+                           metric="f1", best_epoch=40 if (method, seed) == ("apt", 12) else 33,
+                           extra_args={"epochs": 40})
+    assert pt.longer_epochs_due(tmp_path, "conll04") is None  # the epoch check's runs are not in
+    for method, best in (("prefix", 52), ("apt", 49)):
+        write(tmp_path, "epochs", f"conll04-{method}-epochs60", "conll04", method, 12, 0.7, 0.01, metric="f1",
+              best_epoch=best, name=f"{method}-s12", extra_args={"epochs": 60})
+    assert pt.longer_epochs_due(tmp_path, "conll04") == 60
+    assert pt.expected_sweeps(tmp_path)["longer"] == [f"conll04-{m}-epochs60" for m in ("finetune", "prefix", "apt")]
+    at_60 = {"prefix": (0.02, [0.70, 0.72]), "apt": (0.01, [0.73, 0.76]), "finetune": (5e-05, [0.80, 0.82])}
+    for method, (lr, scores) in at_60.items():
+        for seed, score in zip((11, 12), scores):
+            write(tmp_path, "longer", f"conll04-{method}-epochs60", "conll04", method, seed, score, lr, 16,
+                  test=score - 0.01, metric="f1", best_epoch=50 + seed, name=f"{method}-s{seed}",
+                  extra_args={"epochs": 60})
+    table = pt.paper_epochs.longer_table(tmp_path / "longer", pt.main_table(tmp_path / "main", examples=False),
+                                         resamples=200, examples=False)
+    row = table["tasks"]["conll04"]
+    assert row["epochs"] == 60 and row["cells"]["apt"]["mean"] == pytest.approx(0.745)
+    assert row["cells"]["finetune"]["test_mean"] == pytest.approx(0.80)
+    assert row["paired"]["diffs"] == pytest.approx([0.03, 0.04]) and row["main_paired"]["diffs"] == \
+        pytest.approx([0.01, 0.02])
+    md = pt.paper_epochs.longer_markdown(table)
+    assert "| conll04 | APT | dev 70.5 ± 2.1 · test 68.5 ± 2.1 (2/3, partial) | 33, 40 / 40 | " \
+           "dev 74.5 ± 2.1 · test 73.5 ± 2.1 (2/3, partial) | 61, 62 / 60 |" in md
+    assert "- conll04, 60 epochs: APT - PT2 +3.5 ± 0.7 (seeds 11, 12: +3.0, +4.0;" in md
+    assert "- conll04, main table: APT - PT2 +1.5 ± 0.7 (seeds 11, 12: +1.0, +2.0;" in md
+    assert pt.main([str(tmp_path), "--output", str(tmp_path / "t.md"), "--tables", "longer", "--resamples", "50",
+                    "--no-examples"]) == 0
+    assert "## 7. Main rows at the epochs the epoch check settled on" in (tmp_path / "t.md").read_text()
