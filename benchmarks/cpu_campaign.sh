@@ -48,7 +48,10 @@ queue_A=(
     "--phase main --tasks ontonotes --methods finetune --train-subset ontonotes=10000"
     "--phase main --tasks ontonotes --methods apt --train-subset ontonotes=10000"
     "--phase epochs --tasks rte"
+    # FT's share of the NER main rows at the epochs the epoch check settled on (skipped until it has settled)
+    "--phase longer --tasks ontonotes --methods finetune --train-subset ontonotes=10000"
     "--phase main --tasks multirc --methods finetune $multirc_subset"
+    "--phase longer --tasks conll03 conll04 --methods finetune"
     "--phase main --tasks multirc --methods apt $multirc_subset"
 )
 queue_B=(
@@ -57,7 +60,9 @@ queue_B=(
     "--phase epochs --tasks conll03"
     "--phase main --tasks ontonotes --methods prefix --train-subset ontonotes=10000"
     "--phase epochs --tasks ontonotes --train-subset ontonotes=10000"
+    "--phase longer --tasks ontonotes --methods prefix apt --train-subset ontonotes=10000"
     "--phase defaults --tasks rte"
+    "--phase longer --tasks conll03 conll04 --methods prefix apt"
     "--phase main --tasks multirc --methods prefix $multirc_subset"
 )
 

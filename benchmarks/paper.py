@@ -30,10 +30,11 @@ Phases (each a list of sweeps; every sweep resumes where it stopped, finished ru
   :data:`EPOCH_CHECK_ROUNDS`: OntoNotes 8, 12, 18). NER's rate decays per epoch (0.95), a schedule that does not
   depend on the number of epochs, so there the longer run is the shorter one continued (its checkpoint, where this
   disk has it, resumed with more epochs); SuperGLUE's linear decay stretches instead, so its longer runs start afresh.
-* ``longer``: NER tasks whose epoch check settled on more epochs than the main table's (:meth:`Protocol.settled_epochs`):
-  the main table's row once more at those epochs, every method (FT too) and seed at its chosen point, in
-  ``longer/<task>-<method>-epochs<N>``, each run its main run continued from its checkpoint where this disk has it
-  (the epoch check's own run for its seed). SuperGLUE's linear decay would need fresh runs: not done here.
+* ``longer``: NER tasks whose epoch check settled on more epochs than the main table's
+  (:meth:`Protocol.settled_epochs`): the main table's row once more at those epochs, every method (FT too) and
+  seed at its chosen point, in ``longer/<task>-<method>-epochs<N>``, each run its main run continued from its
+  checkpoint where this disk has it (the epoch check's own run for its seed). SuperGLUE's linear decay would need
+  fresh runs: not done here.
 * ``fewshot``: K = 16 and 32 per class on CB, RTE, WiC, COPA and CoNLL04, PT2 / APT / FT, five draws, each method
   at its main-table point (lr, and length for prefix methods; skipped until that is chosen); the epoch is chosen on
   K per class drawn from train, disjoint from the training draw (``--shots-dev``).
@@ -783,7 +784,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--phase", nargs="+", default=list(PHASES), choices=PHASES)
     p.add_argument("--tasks", nargs="+", default=MAIN_TASKS)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
-                   help="methods of the main and fewshot phases (default: all); other phases are unaffected")
+                   help="methods of the main, epochs, longer and fewshot phases (default: all); other phases are "
+                   "unaffected")
     p.add_argument("--collect", metavar="DIR", help="copy results.json files and rebuild tables in DIR, then stop")
     p.add_argument("--results", default=str(Path(__file__).resolve().parent / "results"),
                    help="committed results of earlier sessions, put back before each sweep (default: benchmarks/results)")

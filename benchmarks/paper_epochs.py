@@ -189,7 +189,8 @@ def epochs_markdown(table: dict, figure: str | None = None) -> str:
                    f"{_score(r['main_dev'])} ({r['main_best_epoch']}) | {_score(r['main_test'])} | {r['epochs']} | "
                    f"{_score(r['dev'])} ({r['best_epoch']}) | {_score(r['test'])} | {replay} |")
     lines = [f"- {task}, seed {g['seed']}: APT - PT2 {g['main'] * 100:+.1f} at the main table's epochs, "
-             f"{g['longer'] * 100:+.1f} at {g['epochs']}" for task, gaps in table["apt_minus_pt2"].items() for g in gaps]
+             f"{g['longer'] * 100:+.1f} at {g['epochs']}"
+             for task, gaps in table["apt_minus_pt2"].items() for g in gaps]
     out += ["", *lines] if lines else []
     out += [f"- {divergence_note(r)}" for r in table["rows"] if not r["replay_same"]]
     out += [f"\n{table['provenance']}"] if table["provenance"] else []

@@ -562,7 +562,8 @@ def test_longer_phase_continues_every_main_run_to_the_epochs_the_check_settled_o
     protocol.sweep = lambda *a, **k: None  # what the sweeps would train is the part above; here only the seeding
     protocol.longer(["conll04"])
     runs = out / "longer"
-    assert json.loads((runs / "conll04-apt-epochs60" / "runs" / "apt-s12" / "results.json").read_text())["best_epoch"] == 49
+    copied = runs / "conll04-apt-epochs60" / "runs" / "apt-s12" / "results.json"
+    assert json.loads(copied.read_text())["best_epoch"] == 49
     assert (runs / "conll04-apt-epochs60" / "runs" / "apt-s13" / "checkpoint" / "trainer_state.pt").is_file()
     assert not (runs / "conll04-apt-epochs60" / "runs" / "apt-s13" / "results.json").exists()
     assert not (runs / "conll04-prefix-epochs60" / "runs" / "prefix-s11").exists()  # no checkpoint: trains afresh
