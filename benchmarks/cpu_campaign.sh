@@ -61,6 +61,7 @@ queue_B=(
     "--phase main --tasks ontonotes --methods prefix --train-subset ontonotes=10000"
     "--phase epochs --tasks ontonotes --train-subset ontonotes=10000"
     "--phase longer --tasks ontonotes --methods prefix apt --train-subset ontonotes=10000"
+    "--phase edges --train-subset ontonotes=10000"   # one lr past each edge the main table chose (~4 h)
     "--phase defaults --tasks rte"
     "--phase longer --tasks conll03 conll04 --methods prefix apt"
     "--phase main --tasks multirc --methods prefix $multirc_subset"

@@ -35,6 +35,10 @@ Phases (each a list of sweeps; every sweep resumes where it stopped, finished ru
   seed at its chosen point, in ``longer/<task>-<method>-epochs<N>``, each run its main run continued from its
   checkpoint where this disk has it (the epoch check's own run for its seed). SuperGLUE's linear decay would need
   fresh runs: not done here.
+* ``edges``: where the main table chose a prefix method's lr at an edge of its grid (2e-2 or 5e-3), one run past
+  it (:data:`EDGE_FACTOR`: 4e-2 or 2.5e-3) on the first seed at the chosen length, in
+  ``edges/<task>-<method>-lr<LR>``: a grid whose edge binds would have chosen past it, so the main table's point
+  may be limited by the grid rather than by the method.
 * ``fewshot``: K = 16 and 32 per class on CB, RTE, WiC, COPA and CoNLL04, PT2 / APT / FT, five draws, each method
   at its main-table point (lr, and length for prefix methods; skipped until that is chosen); the epoch is chosen on
   K per class drawn from train, disjoint from the training draw (``--shots-dev``).
@@ -97,7 +101,9 @@ AT_PT2_LR = "pt2-lr"  # suffix of the PT2+ / PT2* sweeps rerun at P-tuning v2's 
 RUN_FILES = ("results.json", "val-predictions.json")  # what --collect keeps of a run (and restore puts back)
 PARK_LIMIT_MB = 4.0  # a parked run is committed: prefix-method runs (~1 MB) fit, fine-tuning ones (~350 MB) do not
 ADAPREFIX = [sys.executable, "-m", "adaprefix.cli"]
-PHASES = ("defaults", "main", "epochs", "longer", "ablations", "fewshot", "gates")  # the order a full run takes
+EDGE_FACTOR = 2.0  # the edges phase: the lr one step past the grid's edge (2e-2 -> 4e-2, 5e-3 -> 2.5e-3)
+EDGE_METHODS = ("prefix", "apt")  # the comparison the protocol is about; FT's edges would cost ~200x the parameters
+PHASES = ("defaults", "main", "epochs", "longer", "edges", "ablations", "fewshot", "gates")  # a full run's order
 
 
 def run_name(method: str, params: dict, seed: int) -> str:
@@ -156,6 +162,22 @@ def epochs_check_sweeps(task: str, main_epochs: int | None = None, longer: int |
     :func:`epochs_check_length`), e.g. ``{"prefix": "conll03-prefix-epochs15", "apt": "conll03-apt-epochs15"}``."""
     longer = longer or epochs_check_length(task, main_epochs)
     return {m: f"{task}-{m}-epochs{longer}" for m in EPOCH_CHECK_METHODS}
+
+
+def edge_lr(lr: float) -> float | None:
+    """The lr one step past the prefix grid's edge that ``lr`` sits on (:data:`EDGE_FACTOR` up from the top,
+    down from the bottom), or None where ``lr`` is inside it: ``edge_lr(0.02) == 0.04``, ``edge_lr(0.01) is None``."""
+    grid = parse_grid([f"lr={PREFIX_LRS}"])["lr"]
+    if math.isclose(lr, max(grid)):
+        return max(grid) * EDGE_FACTOR
+    if math.isclose(lr, min(grid)):
+        return min(grid) / EDGE_FACTOR
+    return None
+
+
+def edge_sweep(task: str, method: str, lr: float) -> str:
+    """The edges phase's sweep name: ``edge_sweep("cb", "apt", 0.04) == "cb-apt-lr0.04"``."""
+    return f"{task}-{method}-lr{lr:g}"
 
 
 def continues_shorter_runs(task: str) -> bool:
@@ -511,6 +533,23 @@ class Protocol:
                         self.reuse(check / run.name, run)
                     self.continue_run(self.main_run_folders(task, method, seed), run)
                 self.sweep("longer", name, task, method, [], seeds_for(task), [*point, "--epochs", str(epochs)])
+
+    def edges(self, tasks: list[str]) -> None:
+        """One run past the grid's edge where the main table chose an edge lr (see the module's doc)."""
+        for task in [t for t in MAIN_TASKS if t in tasks]:
+            for method in [m for m in EDGE_METHODS if m in self.methods]:
+                best = self.main_choice(task, method)
+                if best is None:
+                    print(f"[paper] edges/{task}-{method}: the main table's point is not there yet; skipped",
+                          flush=True)
+                    continue
+                outward = edge_lr(float(best["lr"]))
+                if outward is None:
+                    print(f"[paper] edges/{task}-{method}: lr {best['lr']} is inside the grid; nothing to check",
+                          flush=True)
+                    continue
+                self.sweep("edges", edge_sweep(task, method, outward), task, method, [], seeds_for(task)[:1],
+                           ["--lr", f"{outward:g}", "--prefix-len", str(best["prefix_len"])])
 
     def round_result(self, phase: str, sweep: str, run: str) -> Path | None:
         """The results.json of run ``run`` of ``phase/sweep``: in this output folder, else the committed one."""

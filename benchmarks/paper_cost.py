@@ -61,7 +61,7 @@ import paper  # noqa: E402  (the protocol's tasks, seeds and grids)
 METHODS = ("finetune", "prefix", "apt")  # column order
 LABEL = {"finetune": "FT", "prefix": "PT2", "apt": "APT"}
 PREFIX_METHODS = ("prefix", "apt")
-PHASES = ("defaults", "main", "ablations", "fewshot", "epochs", "longer")
+PHASES = ("defaults", "main", "ablations", "fewshot", "epochs", "longer", "edges")
 ABLATIONS = {"no-token-gate": "apt", "no-layer-gate": "apt", "pt2-plus": "prefix", "pt2-star": "prefix"}
 EVAL_WEIGHT = 1 / 3  # cost of scoring one example relative to training on it (forward vs forward + backward)
 NER_FAMILY = "ner"
@@ -449,10 +449,13 @@ def longer_sweeps(task: str, results: Path) -> list[Sweep]:
 
 def protocol_sweeps(results: Path | None = None) -> list[Sweep]:
     """Every training sweep of the protocol, phase by phase, with the runs each trains (with ``results``, the
-    ablations' extra arms at PT2's lr and the epochs phase's runs where that results folder shows they are
-    needed)."""
+    ablations' extra arms at PT2's lr, and the epochs, longer and edges phases' runs where that results folder
+    shows they are needed)."""
     epochs = [s for t in paper.MAIN_TASKS for s in (epochs_sweeps(t, results) or [])] if results is not None else []
     epochs += [s for t in paper.MAIN_TASKS for s in longer_sweeps(t, results)] if results is not None else []
+    epochs += [Sweep("edges", paper.edge_sweep(t, m, lr), t, m, 1) for t in paper.MAIN_TASKS
+               for m in paper.EDGE_METHODS if results is not None
+               and (lr := _paper_tables().edge_due(results / "main", t, m)) is not None]
     return ([s for t in paper.DEFAULTS_TASKS for s in defaults_sweeps(t)]
             + [s for t in paper.MAIN_TASKS for s in main_sweeps(t)]
             + [s for t in paper.ABLATION_TASKS for s in ablation_sweeps(t, results)]

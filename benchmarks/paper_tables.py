@@ -32,6 +32,8 @@ test = the test score at that epoch (NER: CoNLL03, CoNLL04, OntoNotes).
 7. Main rows at the settled epochs (``paper_epochs.longer_table``): where ``paper.py --phase longer`` ran a NER
    task's whole main row again at the epochs the check settled on, each method's cell at both lengths and APT -
    PT2 paired by seed at both.
+8. Grid edges (``paper_edges.py``): where ``paper.py --phase edges`` trained the first seed one lr past the edge
+   the main table chose, that run beside the chosen point's, and whether the edge binds.
 
 Figures (``--figures DIR``, default the folder of ``--output``; none without either): paper-main.png,
 paper-ablations.png and paper-fewshot.png (``paper_plots.py``: every seed as a dot beside its cell's mean ± sd),
@@ -83,7 +85,8 @@ paired = _import_script("paired")
 paper = _import_script("paper")  # the protocol's tasks, seeds and grids, as benchmarks/paper.py runs them
 paper_gates = _import_script("paper_gates")  # table 5 and its figure
 paper_plots = _import_script("paper_plots")  # the main, ablation and few-shot tables' figures
-paper_epochs = _import_script("paper_epochs")  # table 6: the epoch check
+paper_epochs = _import_script("paper_epochs")  # table 6: the epoch check; table 7: the main rows at more epochs
+paper_edges = _import_script("paper_edges")  # table 8: one lr past the grid's edge
 per_class = _import_script("per_class")  # the main table's scores per class or entity type
 
 # ---------------------------------------------------------------- the protocol (as benchmarks/paper.py runs it)
@@ -1026,6 +1029,18 @@ def longer_epochs_due(root: Path, task: str) -> int | None:
     return last if not peaked or last == paper.epochs_check_lengths(task)[-1] else None
 
 
+def edge_due(main_dir: Path, task: str, method: str) -> float | None:
+    """The lr ``paper.py --phase edges`` trains ``task`` / ``method`` at: one step past the grid's edge where the
+    main table's complete lr stage chose an edge lr; None where it chose inside the grid or has not chosen yet.
+
+        edge_due(Path("benchmarks/results/main"), "conll03", "prefix")  # 0.04: PT2 chose 2e-2
+    """
+    point, how = chosen_point(main_dir, task, method, notes=[])
+    if point is None or how["source"] != "stages" or len(how["lr_stage"]) < LR_GRID_SIZE:
+        return None
+    return paper.edge_lr(point["lr"])
+
+
 def expected_sweeps(root: Path | None = None) -> dict[str, list[str]]:
     """Every sweep folder the protocol makes, per phase (``paper.py``'s defaults, main, ablations, fewshot); with
     the results folder ``root``, also the ablations at PT2's lr where its main table shows they are needed."""
@@ -1039,6 +1054,9 @@ def expected_sweeps(root: Path | None = None) -> dict[str, list[str]]:
         # the epoch check where the main table already calls for it (tasks not known yet are left out)
         "epochs": [name for t in MAIN_TASKS if root for longer in epochs_rounds_due(root, t) or []
                    for name in paper.epochs_check_sweeps(t, longer=longer).values()],
+        # one lr past the grid's edge where the main table chose an edge (prefix methods, first seed)
+        "edges": [paper.edge_sweep(t, m, lr) for t in MAIN_TASKS if root for m in paper.EDGE_METHODS
+                  if (lr := edge_due(root / "main", t, m)) is not None],
         # the main rows again at the epochs the epoch check settled on (NER)
         "longer": [f"{t}-{m}-epochs{n}" for t in MAIN_TASKS if root and (n := longer_epochs_due(root, t))
                    for m in METHODS],
@@ -1077,7 +1095,7 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-TABLES = ("defaults", "main", "ablations", "fewshot", "gates", "epochs", "longer")
+TABLES = ("defaults", "main", "ablations", "fewshot", "gates", "epochs", "longer", "edges")
 
 
 FIGURES = {"main": "paper-main.png", "ablations": "paper-ablations.png", "fewshot": "paper-fewshot.png",
@@ -1118,7 +1136,7 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
     if "defaults" in tables:
         doc["defaults"] = defaults_table(root / "defaults", resamples)
         parts.append(defaults_markdown(doc["defaults"]))
-    if {"main", "ablations", "gates", "epochs", "longer"} & set(tables):
+    if {"main", "ablations", "gates", "epochs", "longer", "edges"} & set(tables):
         main = main_table(root / "main", resamples, examples and "main" in tables)
         if "main" in tables:
             doc["main"] = main
@@ -1148,6 +1166,9 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
     if "longer" in tables:
         doc["longer"] = paper_epochs.longer_table(root / "longer", main, resamples, examples)
         parts.append(paper_epochs.longer_markdown(doc["longer"]))
+    if "edges" in tables:
+        doc["edges"] = paper_edges.edges_table(root / "edges", main)
+        parts.append(paper_edges.edges_markdown(doc["edges"]))
     expected = expected_sweeps(root)  # reads the main table's lr stages once
     doc["missing"] = {p: v for p, v in missing_sweeps(root, expected).items() if p in tables}
     parts.append(missing_markdown(doc["missing"], expected))

@@ -154,6 +154,9 @@ def test_epochs_phase_counted_where_a_main_run_peaked_at_its_last_epoch(tmp_path
         ("longer", "conll04-apt-epochs60", 2, 0.5)]
     assert [s.name for s in pc.protocol_sweeps(root) if s.phase == "longer"] == \
         pc._paper_tables().expected_sweeps(root)["longer"]
+    # PT2 chose the grid's top (2e-2): one run at 4e-2 on seed 11; APT chose 1e-2, inside the grid
+    assert [(s.phase, s.name, s.method, s.expected) for s in pc.protocol_sweeps(root) if s.phase == "edges"] == [
+        ("edges", "conll04-prefix-lr0.04", "prefix", 1)]
 
 
 def test_protocol_total():
@@ -162,9 +165,9 @@ def test_protocol_total():
     # defaults: cb 37, rte 21, conll04 21
     # main: small tasks (cb, copa, wsc) 8+8+7 = 23 each, the six others 6+6+5 = 17 each
     # ablations: 4 sweeps x (5 cb + 3 rte + 5 copa + 3 conll04); fewshot: 5 tasks x 2 K x 3 methods x 5 draws
-    # epochs, longer: none without a results folder (the main table's runs decide them)
+    # epochs, longer, edges: none without a results folder (the main table's runs decide them)
     assert by_phase == {"defaults": 79, "main": 3 * 23 + 6 * 17, "ablations": 4 * 16, "fewshot": 150, "epochs": 0,
-                        "longer": 0}
+                        "longer": 0, "edges": 0}
 
 
 # ---------------------------------------------------------------- a synthetic results tree

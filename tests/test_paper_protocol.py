@@ -567,3 +567,28 @@ def test_longer_phase_continues_every_main_run_to_the_epochs_the_check_settled_o
     assert (runs / "conll04-apt-epochs60" / "runs" / "apt-s13" / "checkpoint" / "trainer_state.pt").is_file()
     assert not (runs / "conll04-apt-epochs60" / "runs" / "apt-s13" / "results.json").exists()
     assert not (runs / "conll04-prefix-epochs60" / "runs" / "prefix-s11").exists()  # no checkpoint: trains afresh
+
+
+def test_edges_phase_trains_one_lr_past_the_edge_the_main_table_chose(tmp_path, capsys):
+    """CB: PT2 chose (5e-3, 8), APT (1e-2, 16), COPA's APT (2e-2, 16): the first seed once more at 2.5e-3 (length
+    8) and at 4e-2 (length 16); APT on CB sits inside the grid."""
+    out = tmp_path / "paper"
+    for task, method, lr, length in (("cb", "prefix", 0.005, 8), ("cb", "apt", 0.01, 16), ("copa", "apt", 0.02, 16)):
+        stage = out / "main" / f"{task}-{method}-len"
+        stage.mkdir(parents=True)
+        (stage / "summary.json").write_text(json.dumps({"chosen": {f"{task}/{method}": {"lr": lr,
+                                                                                          "prefix_len": length}}}))
+    ns = SimpleNamespace(output=str(out), data_dir="data", model="minilm", extra=[], methods=None,
+                         results=str(tmp_path / "none"), dry_run=True)
+    paper.Protocol(ns).edges(["cb", "copa"])
+    lines = capsys.readouterr().out.splitlines()
+    sweeps = {line.split()[1].rstrip(":"): line for line in lines if "sweep --task" in line}
+    assert list(sweeps) == ["edges/cb-prefix-lr0.0025", "edges/copa-apt-lr0.04"]
+    assert sweeps["edges/cb-prefix-lr0.0025"].endswith("--seeds 11 --output " + str(out / "edges" / "cb-prefix-lr0.0025")
+                                                       + " --data-dir data --model minilm --no-progress --lr 0.0025 "
+                                                       "--prefix-len 8")
+    assert "--lr 0.04 --prefix-len 16" in sweeps["edges/copa-apt-lr0.04"]
+    assert "[paper] edges/cb-apt: lr 0.01 is inside the grid; nothing to check" in lines
+    assert "[paper] edges/copa-prefix: the main table's point is not there yet; skipped" in lines
+    assert paper.edge_lr(0.02) == pytest.approx(0.04) and paper.edge_lr(0.005) == pytest.approx(0.0025)
+    assert paper.edge_lr(0.01) is None

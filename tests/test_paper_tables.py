@@ -648,3 +648,26 @@ def test_longer_phase_table_sets_each_main_row_beside_its_row_at_the_settled_epo
     assert pt.main([str(tmp_path), "--output", str(tmp_path / "t.md"), "--tables", "longer", "--resamples", "50",
                     "--no-examples"]) == 0
     assert "## 7. Main rows at the epochs the epoch check settled on" in (tmp_path / "t.md").read_text()
+
+
+def test_grid_edge_check_sets_the_run_past_the_edge_beside_the_chosen_point(tmp_path):
+    """CB: PT2's lr stage peaks at the top (2e-2: 0.70) and its len stage keeps 16; APT's peaks inside (1e-2).
+    The run past PT2's edge (4e-2, seed 11) scores 0.74: the edge binds (+4.0); APT has no edge to check."""
+    for method, scores in (("prefix", {0.005: 0.60, 0.01: 0.65, 0.02: 0.70}),
+                           ("apt", {0.005: 0.62, 0.01: 0.72, 0.02: 0.68})):
+        for lr, score in scores.items():
+            write(tmp_path, "main", f"cb-{method}-lr", "cb", method, 11, score, lr, 16)
+    assert pt.edge_due(tmp_path / "main", "cb", "prefix") == pytest.approx(0.04)
+    assert pt.edge_due(tmp_path / "main", "cb", "apt") is None  # chosen inside the grid
+    assert pt.edge_due(tmp_path / "main", "copa", "apt") is None  # not chosen yet
+    assert pt.expected_sweeps(tmp_path)["edges"] == ["cb-prefix-lr0.04"]
+    write(tmp_path, "edges", "cb-prefix-lr0.04", "cb", "prefix", 11, 0.74, 0.04, 16, name="prefix-s11",
+          best_epoch=18)
+    table = pt.paper_edges.edges_table(tmp_path / "edges", pt.main_table(tmp_path / "main", examples=False))
+    [row] = table["rows"]
+    assert (row["lr"], row["dev"], row["edge_lr"], row["edge_dev"]) == (0.02, 0.70, 0.04, 0.74)
+    assert row["gain"] == pytest.approx(0.04) and row["binds"]
+    md = pt.paper_edges.edges_markdown(table)
+    assert "| cb | PT2 | 11 | 16 | 0.005: 60.0, 0.01: 65.0, 0.02: 70.0 | 0.02: 70.0 (3) | 0.04: 74.0 (18/20) | +4.0 | " \
+           "yes |" in md
+    assert "The edge binds on 1 of 1 checked cells: cb PT2." in md
