@@ -29,12 +29,7 @@ def edges_table(edges_dir: Path, main: dict) -> dict:
 
     rows: list[dict] = []
     notes: list[str] = []
-    folders = sorted(p for p in edges_dir.iterdir() if pt.has_runs(p)) if edges_dir.is_dir() else []
-    for folder in folders:
-        match = SWEEP.fullmatch(folder.name)
-        if match is None:
-            notes.append(f"{folder.name}: not an edges-phase sweep name (<task>-<method>-lr<LR>); left out")
-            continue
+    for folder, match in pt.named_sweeps(edges_dir, SWEEP, "<task>-<method>-lr<LR>", notes):
         task, method = match["task"], match["method"]
         cell = (main.get("cells", {}).get(task) or {}).get(method)
         for edge in pt.load_runs(folder, notes):

@@ -92,12 +92,7 @@ def epochs_table(epochs_dir: Path, main: dict) -> dict:
 
     rows: list[dict] = []
     notes: list[str] = []
-    folders = sorted(p for p in epochs_dir.iterdir() if pt.has_runs(p)) if epochs_dir.is_dir() else []
-    for folder in folders:
-        match = SWEEP.fullmatch(folder.name)
-        if match is None:
-            notes.append(f"{folder.name}: not an epochs-phase sweep name (<task>-<method>-epochs<N>); left out")
-            continue
+    for folder, match in pt.named_sweeps(epochs_dir, SWEEP, "<task>-<method>-epochs<N>", notes):
         task, method = match["task"], match["method"]
         cell = (main.get("cells", {}).get(task) or {}).get(method)
         for longer in pt.load_runs(folder, notes):
@@ -217,12 +212,7 @@ def longer_table(longer_dir: Path, main: dict, resamples: int | None = None, exa
     resamples = resamples or pt.RESAMPLES
     notes: list[str] = []
     found: dict[str, dict[str, tuple[int, list]]] = {}
-    folders = sorted(p for p in longer_dir.iterdir() if pt.has_runs(p)) if longer_dir.is_dir() else []
-    for folder in folders:
-        match = LONGER.fullmatch(folder.name)
-        if match is None:
-            notes.append(f"{folder.name}: not a longer-phase sweep name (<task>-<method>-epochs<N>); left out")
-            continue
+    for folder, match in pt.named_sweeps(longer_dir, LONGER, "<task>-<method>-epochs<N>", notes):
         runs = pt.one_per_seed(pt.load_runs(folder, notes), notes, f"longer/{folder.name}")
         found.setdefault(match["task"], {})[match["method"]] = (int(match["epochs"]), runs)
     tasks = {}

@@ -225,6 +225,19 @@ def has_runs(folder: Path) -> bool:
     return folder.is_dir() and any(folder.glob("*/results.json"))
 
 
+def named_sweeps(phase_dir: Path, pattern: re.Pattern, form: str, notes: list[str]) -> list[tuple[Path, re.Match]]:
+    """(folder, name match) of each sweep folder with runs under ``phase_dir`` whose name matches ``pattern``; a
+    folder that does not is noted (``form``: the expected name, e.g. "<task>-<method>-epochs<N>") and left out."""
+    found = []
+    for folder in sorted(p for p in phase_dir.iterdir() if has_runs(p)) if phase_dir.is_dir() else []:
+        match = pattern.fullmatch(folder.name)
+        if match is None:
+            notes.append(f"{folder.name}: not a sweep name of the {phase_dir.name} phase ({form}); left out")
+        else:
+            found.append((folder, match))
+    return found
+
+
 def one_per_seed(runs: Iterable[Run], notes: list[str] | None = None, where: str = "") -> list[Run]:
     """The first run of each seed, in seed order; a second run of a seed is dropped, with a note when its dev score
     differs from the kept one's (the same configuration run twice, as seed 11 at length 16 in a prefix method's lr

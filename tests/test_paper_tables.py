@@ -663,7 +663,9 @@ def test_grid_edge_check_sets_the_run_past_the_edge_beside_the_chosen_point(tmp_
     assert pt.expected_sweeps(tmp_path)["edges"] == ["cb-prefix-lr0.04"]
     write(tmp_path, "edges", "cb-prefix-lr0.04", "cb", "prefix", 11, 0.74, 0.04, 16, name="prefix-s11",
           best_epoch=18)
+    write(tmp_path, "edges", "cb-prefix-wider", "cb", "prefix", 11, 0.9, 0.08, 16, name="prefix-s11")
     table = pt.paper_edges.edges_table(tmp_path / "edges", pt.main_table(tmp_path / "main", examples=False))
+    assert table["notes"] == ["cb-prefix-wider: not a sweep name of the edges phase (<task>-<method>-lr<LR>); left out"]
     [row] = table["rows"]
     assert (row["lr"], row["dev"], row["edge_lr"], row["edge_dev"]) == (0.02, 0.70, 0.04, 0.74)
     assert row["gain"] == pytest.approx(0.04) and row["binds"]
