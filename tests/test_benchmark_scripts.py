@@ -63,17 +63,29 @@ def wait_for(condition, timeout: float = 30.0) -> bool:
     return False
 
 
+def stub_python(tmp_path: Path) -> tuple[Path, Path]:
+    """(stub, calls): a stand-in python that logs each call's PYTHONPATH and arguments to ``calls``, one line each,
+    and a state folder holding stream pid files."""
+    calls, stub = tmp_path / "calls.log", tmp_path / "python"
+    stub.write_text(f'#!/bin/sh\necho "$PYTHONPATH $@" >> {calls}\n')
+    stub.chmod(0o755)
+    (tmp_path / "state").mkdir()
+    return stub, calls
+
+
+def fake_stream(state: Path, name: str) -> subprocess.Popen:
+    """A sleeping process in its own group, recorded as stream ``name``'s pid: what stop and restart kill."""
+    proc = subprocess.Popen(["setsid", "sleep", "300"])
+    (state / f"{name}.pid").write_text(f"{proc.pid}\n")
+    return proc
+
+
 def test_cpu_campaign_handover_restarts_the_stream_after_the_run_finishes(tmp_path):
     # a stub python logs each paper.py call; a sleeping process stands in for the running stream A
-    calls = tmp_path / "calls.log"
-    stub = tmp_path / "python"
-    stub.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
-    stub.chmod(0o755)
+    stub, calls = stub_python(tmp_path)
     state, run = tmp_path / "state", tmp_path / "run"
-    state.mkdir()
     run.mkdir()
-    old = subprocess.Popen(["setsid", "sleep", "300"])
-    (state / "A.pid").write_text(f"{old.pid}\n")
+    old = fake_stream(state, "A")
     env = dict(os.environ, PYTHON=str(stub), CAMPAIGN_OUT=str(tmp_path / "out"), CAMPAIGN_STATE=str(state),
                CAMPAIGN_TREE=str(tmp_path / "tree"), CAMPAIGN_POLL_S="0.1", CAMPAIGN_LOCK_S="0")
     script = str(ROOT / "benchmarks" / "cpu_campaign.sh")
@@ -98,15 +110,9 @@ def test_cpu_campaign_handover_restarts_the_stream_after_the_run_finishes(tmp_pa
 def test_cpu_campaign_restart_stops_one_stream_and_runs_it_on_a_worktree_of_head(tmp_path):
     # stream B (a sleeping process) is replaced at once by one on the new items, run from its own worktree of
     # HEAD; stream A (another sleeping process) is left running; B's runs are parked before the new stream starts
-    calls = tmp_path / "calls.log"
-    stub = tmp_path / "python"
-    stub.write_text(f'#!/bin/sh\necho "$PYTHONPATH $@" >> {calls}\n')
-    stub.chmod(0o755)
+    stub, calls = stub_python(tmp_path)
     state, tree = tmp_path / "state", tmp_path / "tree"
-    state.mkdir()
-    old = {s: subprocess.Popen(["setsid", "sleep", "300"]) for s in "AB"}
-    for s, proc in old.items():
-        (state / f"{s}.pid").write_text(f"{proc.pid}\n")
+    old = {s: fake_stream(state, s) for s in "AB"}
     env = dict(os.environ, PYTHON=str(stub), CAMPAIGN_OUT=str(tmp_path / "out"), CAMPAIGN_STATE=str(state),
                CAMPAIGN_TREE=str(tree))
     script = str(ROOT / "benchmarks" / "cpu_campaign.sh")
@@ -134,10 +140,9 @@ def test_cpu_campaign_restart_stops_one_stream_and_runs_it_on_a_worktree_of_head
 
 
 def test_cpu_campaign_handover_refuses_a_missing_run_folder(tmp_path):
-    old = subprocess.Popen(["setsid", "sleep", "300"])
     state = tmp_path / "state"
     state.mkdir()
-    (state / "A.pid").write_text(f"{old.pid}\n")
+    old = fake_stream(state, "A")
     env = dict(os.environ, PYTHON=sys.executable, CAMPAIGN_STATE=str(state))
     try:
         proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "cpu_campaign.sh"), "handover", "A",
