@@ -164,6 +164,25 @@ def epochs_check_sweeps(task: str, main_epochs: int | None = None, longer: int |
     return {m: f"{task}-{m}-epochs{longer}" for m in EPOCH_CHECK_METHODS}
 
 
+def check_rounds(lengths: list[int], bests) -> tuple[list[int], int | None]:
+    """The epoch check's rounds as far as the results go: (the rounds due, in order; the epochs the check settled
+    on, or None while it has not). ``bests(N)`` gives the best epochs of round N's runs (every method's), or None
+    while a method's run is not in. The next round is due while one of a round's runs peaked at its last epoch
+    (N); the check settles on the first round where none did, or on the last round there is.
+
+        check_rounds([8, 12, 18], {8: [8, 7], 12: [11, 10]}.get)  # ([8, 12], 12)
+    """
+    due = []
+    for longer in lengths:
+        due.append(longer)
+        found = bests(longer)
+        if found is None:
+            return due, None
+        if longer not in found or longer == lengths[-1]:
+            return due, longer
+    return due, None
+
+
 def edge_lr(lr: float) -> float | None:
     """The lr one step past the prefix grid's edge that ``lr`` sits on (:data:`EDGE_FACTOR` up from the top,
     down from the bottom), or None where ``lr`` is inside it: ``edge_lr(0.02) == 0.04``, ``edge_lr(0.01) is None``."""
@@ -178,6 +197,12 @@ def edge_lr(lr: float) -> float | None:
 def edge_sweep(task: str, method: str, lr: float) -> str:
     """The edges phase's sweep name: ``edge_sweep("cb", "apt", 0.04) == "cb-apt-lr0.04"``."""
     return f"{task}-{method}-lr{lr:g}"
+
+
+def check_seed(task: str, late: list[tuple[str, int]]) -> int:
+    """The seed the epoch check trains: the first, in ``task``'s seed order, of the (method, seed) main-table runs
+    ``late`` that peaked at their last epoch (one seed for both methods, so APT - PT2 stays paired)."""
+    return next(s for s in seeds_for(task) if any(s == late_seed for _, late_seed in late))
 
 
 def continues_shorter_runs(task: str) -> bool:
@@ -452,13 +477,13 @@ class Protocol:
                 print(f"[paper] epochs/{task}: no main-table prefix run peaked at its last epoch ({last}); "
                       "nothing to check", flush=True)
                 continue
-            seed = next(s for s in seeds_for(task) if any(s == late_seed for _, late_seed in late))
+            seed = check_seed(task, late)
             methods = [m for m in EPOCH_CHECK_METHODS if m in self.methods]
             lengths = epochs_check_lengths(task, last)
             print(f"[paper] epochs/{task}: {', '.join(f'{m} seed {s}' for m, s in late)} peaked at the last epoch "
                   f"({last}); {lengths[0]} epochs on seed {seed}", flush=True)
             shorter = {m: self.main_run_folders(task, m, seed) for m in methods}  # what round 1 may continue
-            for round_, longer in enumerate(lengths):
+            for longer in lengths:
                 names = epochs_check_sweeps(task, last, longer)
                 runs = {m: self.out / "epochs" / names[m] / "runs" / run_name(m, {}, seed) for m in methods}
                 for method in methods:
@@ -467,18 +492,18 @@ class Protocol:
                         self.continue_run(shorter[method], runs[method])
                     self.sweep("epochs", names[method], task, method, [], [seed],
                                [*points[method], "--epochs", str(longer)])
-                done = {m: self.round_result("epochs", names[m], run_name(m, {}, seed)) for m in EPOCH_CHECK_METHODS}
-                if None in done.values():
-                    break  # the next round waits for both methods' results (another stream may train one)
-                peaked = [m for m, r in done.items() if json.loads(r.read_text()).get("best_epoch") == longer]
-                if not peaked:
-                    break
-                if round_ + 1 == len(lengths):
+                # the next round waits for both methods' results (another stream may train one)
+                due, settled = check_rounds(lengths, lambda n: self.round_bests(task, seed, n))
+                peaked = [m for m, best in (self.round_bests(task, seed, longer, by_method=True) or {}).items()
+                          if best == longer]
+                if settled == longer and peaked:
                     print(f"[paper] epochs/{task}: {', '.join(peaked)} still peaked at the last epoch ({longer}) "
                           f"after {len(lengths)} rounds; no further round", flush=True)
+                if due[-1] == longer:  # settled here, or this round's results are not all in
                     break
+                nxt = due[due.index(longer) + 1]
                 print(f"[paper] epochs/{task}: {', '.join(peaked)} peaked at the last epoch again ({longer}); "
-                      f"{lengths[round_ + 1]} epochs on seed {seed}", flush=True)
+                      f"{nxt} epochs on seed {seed}", flush=True)
                 shorter = {m: [run] for m, run in runs.items()}
 
     def late_main_runs(self, task: str) -> list[tuple[str, int]]:
@@ -495,16 +520,20 @@ class Protocol:
         late = self.late_main_runs(task)
         if not late:
             return None
-        seed = next(s for s in seeds_for(task) if any(s == late_seed for _, late_seed in late))
-        lengths = epochs_check_lengths(task, self.main_epochs(task))
-        for longer in lengths:
-            names = epochs_check_sweeps(task, longer=longer)
-            done = [self.round_result("epochs", names[m], run_name(m, {}, seed)) for m in EPOCH_CHECK_METHODS]
-            if None in done:
-                return None
-            if all(json.loads(r.read_text()).get("best_epoch") != longer for r in done) or longer == lengths[-1]:
-                return longer, seed
-        return None
+        seed = check_seed(task, late)
+        _, settled = check_rounds(epochs_check_lengths(task, self.main_epochs(task)),
+                                  lambda n: self.round_bests(task, seed, n))
+        return None if settled is None else (settled, seed)
+
+    def round_bests(self, task: str, seed: int, longer: int, by_method: bool = False) -> list | dict | None:
+        """The best epochs of the epoch check's ``longer``-epoch runs of ``seed`` (here or committed), one per
+        method (``by_method``: as method -> best epoch), or None while a method's run is not in."""
+        names = epochs_check_sweeps(task, longer=longer)
+        found = {m: self.round_result("epochs", names[m], run_name(m, {}, seed)) for m in EPOCH_CHECK_METHODS}
+        if None in found.values():
+            return None
+        bests = {m: json.loads(r.read_text()).get("best_epoch") for m, r in found.items()}
+        return bests if by_method else list(bests.values())
 
     def longer(self, tasks: list[str]) -> None:
         """The main table's row at the epochs the epoch check settled on, for NER tasks (see the module's doc)."""
@@ -583,14 +612,8 @@ class Protocol:
         print(f"[paper] {run}: continues {source} from its checkpoint (epoch {parked_epoch(source)})", flush=True)
         if self.ns.dry_run:
             return
-        run.mkdir(parents=True, exist_ok=True)
-        for item in source.iterdir():  # all but results.json: the longer run is not finished
-            if item.name == "results.json" or item.name.startswith("."):
-                continue
-            if item.is_dir():
-                shutil.copytree(item, run / item.name, dirs_exist_ok=True)
-            else:
-                shutil.copyfile(item, run / item.name)
+        # all but results.json (the longer run is not finished) and hidden files (its lock, half-written temps)
+        shutil.copytree(source, run, dirs_exist_ok=True, ignore=shutil.ignore_patterns("results.json", ".*"))
 
     def main_epochs(self, task: str) -> int:
         """The epochs the main table's runs of ``task`` trained: ``-- --epochs N`` if given, else the protocol's."""

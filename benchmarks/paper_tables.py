@@ -1005,41 +1005,41 @@ def epochs_check_due(main_dir: Path, task: str) -> bool | None:
 
 def epochs_rounds_due(root: Path, task: str) -> list[int] | None:
     """The epochs of each epochs-phase round the committed results (``root``) call for, as ``paper.py --phase
-    epochs`` goes on: round 1 where :func:`epochs_check_due`, each next one once both methods' runs of the round
-    before are committed and one of them peaked at its last epoch. [] where no round is due; None while not known.
+    epochs`` goes on (``paper.check_rounds``): round 1 where :func:`epochs_check_due`, each next one once both
+    methods' runs of the round before are committed and one of them peaked at its last epoch. [] where no round is
+    due; None while not known.
 
         epochs_rounds_due(Path("benchmarks/results"), "ontonotes")  # [8, 12]: both 8-epoch runs peaked at 8
     """
-    due = epochs_check_due(root / "main", task)
-    if not due:
-        return None if due is None else []
-    lengths = paper.epochs_check_lengths(task)
-    for done, (shorter, _) in enumerate(zip(lengths, lengths[1:]), start=1):
-        runs = [sorted((root / "epochs" / name).glob("*/results.json"))
-                for name in paper.epochs_check_sweeps(task, longer=shorter).values()]
-        if not all(runs) or not any(json.loads(r.read_text()).get("best_epoch") == shorter for rs in runs for r in rs):
-            return lengths[:done]
-    return lengths
+    rounds = _committed_rounds(root, task)
+    return rounds if rounds is None or not rounds else rounds[0]
 
 
 def longer_epochs_due(root: Path, task: str) -> int | None:
     """The epochs ``paper.py --phase longer`` runs ``task``'s main row at, as the committed epoch check settles
-    them (``Protocol.settled_epochs``): the last due round's, once both its runs are in and neither peaked at its
-    last epoch (or it is the last round there is); None while not settled, or for a task whose longer runs would
-    not continue the main runs (linear decay: SuperGLUE).
+    them (``paper.check_rounds``, as ``Protocol.settled_epochs``): the first round where neither run peaked at its
+    last epoch, or the last round there is; None while not settled, or for a task whose longer runs would not
+    continue the main runs (linear decay: SuperGLUE).
 
         longer_epochs_due(Path("benchmarks/results"), "conll03")  # 15: the 15-epoch runs peaked at 14
     """
-    rounds = epochs_rounds_due(root, task)
-    if not rounds or not paper.continues_shorter_runs(task):
-        return None
-    last = rounds[-1]
-    runs = [sorted((root / "epochs" / name).glob("*/results.json"))
-            for name in paper.epochs_check_sweeps(task, longer=last).values()]
-    if not all(runs):
-        return None
-    peaked = any(json.loads(r.read_text()).get("best_epoch") == last for rs in runs for r in rs)
-    return last if not peaked or last == paper.epochs_check_lengths(task)[-1] else None
+    rounds = _committed_rounds(root, task)
+    return rounds[1] if rounds and paper.continues_shorter_runs(task) else None
+
+
+def _committed_rounds(root: Path, task: str) -> tuple[list[int], int | None] | list | None:
+    """``paper.check_rounds`` over the committed epochs-phase runs of ``task`` (any seed); [] where no round is
+    due, None while that is not known (see :func:`epochs_check_due`)."""
+    due = epochs_check_due(root / "main", task)
+    if not due:
+        return None if due is None else []
+
+    def bests(longer: int) -> list[int] | None:
+        runs = [sorted((root / "epochs" / name).glob("*/results.json"))
+                for name in paper.epochs_check_sweeps(task, longer=longer).values()]
+        return [json.loads(r.read_text()).get("best_epoch") for rs in runs for r in rs] if all(runs) else None
+
+    return paper.check_rounds(paper.epochs_check_lengths(task), bests)
 
 
 def edge_due(main_dir: Path, task: str, method: str) -> float | None:

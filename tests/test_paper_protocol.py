@@ -514,6 +514,11 @@ def test_epochs_phase_goes_on_in_rounds_while_a_longer_run_peaks_last_and_ner_co
     assert not (longer / "results.json").exists()
     assert paper.continues_shorter_runs("conll04") and not paper.continues_shorter_runs("rte")  # linear decay
     assert paper.epochs_check_lengths("ontonotes") == [8, 12, 18] and paper.epochs_check_lengths("rte") == [30, 45, 68]
+    # the rule itself: pending while a run is missing, again while one peaked at N, settled otherwise or at the end
+    assert paper.check_rounds([8, 12, 18], {8: [8, 7], 12: [11, 10]}.get) == ([8, 12], 12)
+    assert paper.check_rounds([8, 12, 18], {8: [8, 7]}.get) == ([8, 12], None)
+    assert paper.check_rounds([8, 12, 18], {8: [8, 7], 12: [12, 9], 18: [18, 18]}.get) == ([8, 12, 18], 18)
+    assert paper.check_rounds([8, 12, 18], {}.get) == ([8], None)
 
 
 def test_longer_phase_continues_every_main_run_to_the_epochs_the_check_settled_on(tmp_path, capsys):

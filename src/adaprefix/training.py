@@ -549,11 +549,10 @@ def restore_checkpoint(run_dir: Path, identity: dict, model: TaskModel, optimise
         raise ValueError(f"--resume: {ckpt} is after epoch {done}; --epochs {epochs} is fewer (a finished run's "
                          f"results are in {run_dir / 'results.json'})")
     extending = planned != epochs and epochs_grow
-    changed = [f"{k} was {a!r}, now {b!r}" for k, b in identity["settings"].items()
-               if (a := saved.get("settings", {}).get(k, b)) != b and not (k == "epochs" and extending)]
-    if planned != epochs and not epochs_grow:
-        changed = [c + (" (the linear rate decay spans every epoch, so a longer run gives each step another rate: "
-                        "train it afresh)" if c.startswith("epochs ") else "") for c in changed]
+    linear = (" (the linear rate decay spans every epoch, so a longer run gives each step another rate: train it "
+              "afresh)")
+    changed = [f"{k} was {a!r}, now {b!r}" + (linear if k == "epochs" else "") for k, b in identity["settings"].items()
+               if (a := saved.get("settings", {}).get(k, b)) != b and not (k == "epochs" and epochs_grow)]
     if saved.get("data") not in (None, identity["data"]):
         changed.append("the training data differ (token ids or labels)")
     if saved.get("base") not in (None, identity["base"]):
@@ -742,8 +741,7 @@ def _train(args: TrainArgs, on_epoch: Callable[[int, dict], None] | None) -> dic
         if main and progress is None:
             print(f"--resume: no checkpoint in {run_dir} yet; starting from the beginning")
         elif main:
-            grown = (f" (extended: planned for {progress.extended_from[-1]})"
-                     if progress.extended_from and progress.extended_from[-1] != args.epochs else "")
+            grown = f" (extended: planned for {progress.extended_from[-1]})" if progress.extended_from else ""
             print(f"resuming {run_dir} after epoch {progress.start_epoch} of {args.epochs}{grown}")
             # epochs after the checkpoint (if a crash came between the log line and the checkpoint) are redone
             (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in progress.history))
