@@ -558,8 +558,10 @@ class Protocol:
                 for seed in seeds_for(task):
                     run = self.out / "longer" / name / "runs" / run_name(method, {}, seed)
                     if method in EPOCH_CHECK_METHODS and seed == check_seed:  # the epoch check trained this one
-                        check = self.out / "epochs" / epochs_check_sweeps(task, longer=epochs)[method] / "runs"
-                        self.reuse(check / run.name, run)
+                        # here or committed: on a fresh checkout only its committed results are left
+                        check = self.round_result("epochs", epochs_check_sweeps(task, longer=epochs)[method], run.name)
+                        if check is not None:
+                            self.reuse(check.parent, run)
                     self.continue_run(self.main_run_folders(task, method, seed), run)
                 self.sweep("longer", name, task, method, [], seeds_for(task), [*point, "--epochs", str(epochs)])
 

@@ -551,8 +551,10 @@ def test_longer_phase_continues_every_main_run_to_the_epochs_the_check_settled_o
         return capsys.readouterr().out.splitlines()
 
     assert longer() == ["[paper] longer/conll04: the epoch check has not settled on more epochs; skipped"]
-    for method, best in (("prefix", 52), ("apt", 49)):  # the check's runs (seed 12), on this disk
-        check = out / "epochs" / f"conll04-{method}-epochs60" / "runs" / f"{method}-s12"
+    for method, best in (("prefix", 52), ("apt", 49)):  # the check's runs (seed 12): APT's on this disk, PT2's
+        check = out / "epochs" / f"conll04-{method}-epochs60" / "runs" / f"{method}-s12"  # only committed
+        if method == "prefix":
+            check = committed / "epochs" / f"conll04-{method}-epochs60" / f"{method}-s12"
         finished(check, adapter=False)
         (check / "results.json").write_text(json.dumps({"best_epoch": best, "seed": 12}))
     lines = longer()
@@ -569,6 +571,8 @@ def test_longer_phase_continues_every_main_run_to_the_epochs_the_check_settled_o
     runs = out / "longer"
     copied = runs / "conll04-apt-epochs60" / "runs" / "apt-s12" / "results.json"
     assert json.loads(copied.read_text())["best_epoch"] == 49
+    copied = runs / "conll04-prefix-epochs60" / "runs" / "prefix-s12" / "results.json"  # from the committed results
+    assert json.loads(copied.read_text())["best_epoch"] == 52
     assert (runs / "conll04-apt-epochs60" / "runs" / "apt-s13" / "checkpoint" / "trainer_state.pt").is_file()
     assert not (runs / "conll04-apt-epochs60" / "runs" / "apt-s13" / "results.json").exists()
     assert not (runs / "conll04-prefix-epochs60" / "runs" / "prefix-s11").exists()  # no checkpoint: trains afresh
