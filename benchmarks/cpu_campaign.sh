@@ -2,6 +2,8 @@
 # The paper protocol (benchmarks/paper.py) on this 2-core CPU, as two background streams that span sessions.
 #
 #   benchmarks/cpu_campaign.sh start     # after `make setup`: a detached worktree of HEAD runs the streams
+#   CAMPAIGN_UNTIL=01:30 benchmarks/cpu_campaign.sh start   # FT runs (not parkable) that would end after 01:30 UTC
+#                                        # are not started: their sweep stops and the stream goes on to its next item
 #   benchmarks/cpu_campaign.sh status    # streams alive, each stream's current sweep, runs in flight and their epoch
 #   benchmarks/cpu_campaign.sh stop      # stop the streams, park unfinished prefix runs, collect, rebuild tables
 #   benchmarks/cpu_campaign.sh check     # every queue item through paper.py --dry-run (start does it first)
@@ -48,10 +50,12 @@ queue_A=(
     "--phase main --tasks ontonotes --methods finetune --train-subset ontonotes=10000"
     "--phase main --tasks ontonotes --methods apt --train-subset ontonotes=10000"
     "--phase epochs --tasks rte"
-    # FT's share of the NER main rows at the epochs the epoch check settled on (skipped until it has settled)
-    "--phase longer --tasks ontonotes --methods finetune --train-subset ontonotes=10000"
+    # FT's share of the NER main rows at the epochs the epoch check settled on, and MultiRC's FT: under
+    # CAMPAIGN_UNTIL each sweep stops at its first run that would not end in time, so the cheapest go first
+    # (a run here: CoNLL04 at 60 epochs 50-80 min, CoNLL03 at 15 80-120, OntoNotes at 18 over 2 h)
+    "--phase longer --tasks conll04 conll03 --methods finetune"
     "--phase main --tasks multirc --methods finetune $multirc_subset"
-    "--phase longer --tasks conll03 conll04 --methods finetune"
+    "--phase longer --tasks ontonotes --methods finetune --train-subset ontonotes=10000"
     "--phase main --tasks multirc --methods apt $multirc_subset"
 )
 queue_B=(
@@ -60,10 +64,11 @@ queue_B=(
     "--phase epochs --tasks conll03"
     "--phase main --tasks ontonotes --methods prefix --train-subset ontonotes=10000"
     "--phase epochs --tasks ontonotes --train-subset ontonotes=10000"
+    "--phase longer --tasks conll04 --methods prefix apt"
     "--phase longer --tasks ontonotes --methods prefix apt --train-subset ontonotes=10000"
     "--phase edges --train-subset ontonotes=10000"   # one lr past each edge the main table chose (~4 h)
     "--phase defaults --tasks rte"
-    "--phase longer --tasks conll03 conll04 --methods prefix apt"
+    "--phase longer --tasks conll03 --methods prefix apt"
     "--phase main --tasks multirc --methods prefix $multirc_subset"
 )
 
@@ -92,14 +97,23 @@ check() {  # every queue item as paper.py --dry-run: a typo fails here, not hour
 stream() {  # stream NAME [TREE]: run that stream's queue, item after item, with the code of TREE (default $tree)
     local -n queue="queue_$1"
     local item tree=${2:-$tree}
+    local until
+    until=$(cat "$state/until" 2>/dev/null)  # the absolute time `start` resolved CAMPAIGN_UNTIL to
     export PYTHONPATH="$tree/src" OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HF_HUB_OFFLINE=1
     for item in "${queue[@]}"; do
         echo "[campaign] $(date -u +%FT%TZ) stream $1: $item"
         # shellcheck disable=SC2086
-        "$py" "$tree/benchmarks/paper.py" --output "$out" --results "$results" --data-dir "$data" $item ${extra:+-- $extra} || \
+        "$py" "$tree/benchmarks/paper.py" --output "$out" --results "$results" --data-dir "$data" \
+            ${until:+--until "$until"} $item ${extra:+-- $extra} || \
             echo "[campaign] stream $1: item failed (exit $?): $item"
     done
     echo "[campaign] $(date -u +%FT%TZ) stream $1: queue done"
+}
+
+set_until() {  # CAMPAIGN_UNTIL, if set, as an absolute time for the streams: later items must not read "01:30" as tomorrow
+    [ -n "${CAMPAIGN_UNTIL:-}" ] || return 0
+    "$py" "$root/benchmarks/paper_deadline.py" "$CAMPAIGN_UNTIL" >"$state/until" || return 1
+    echo "[campaign] FT runs that would end after $(cat "$state/until") are not started"
 }
 
 alive() { [ -f "$state/$1.pid" ] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null; }
@@ -110,6 +124,8 @@ start)
     for s in A B; do alive "$s" && { echo "stream $s is running already (pid $(cat "$state/$s.pid"))" >&2; exit 2; }; done
     check || exit 2
     mkdir -p "$state"
+    rm -f "$state/until"
+    set_until || exit 2
     for t in "$tree" "$tree-A" "$tree-B"; do git worktree remove --force "$t" 2>/dev/null; rm -rf "$t"; done
     git worktree add --force --detach "$tree" HEAD >/dev/null 2>&1 || exit 1
     echo "[campaign] streams run commit $(git -C "$tree" rev-parse --short HEAD) from $tree"
@@ -131,6 +147,7 @@ restart)  # restart S ITEMS: stop stream S now, park its runs, start it again on
     [ -n "$items" ] || { echo "restart: no queue items" >&2; exit 2; }
     IFS=';' read -r -a "queue_$s" <<<"$items"
     check || exit 2  # the new items must run before the old stream is stopped for them
+    set_until || exit 2  # a new CAMPAIGN_UNTIL reaches this stream; the other keeps the time it started with
     if alive "$s"; then kill -TERM -- "-$(cat "$state/$s.pid")" 2>/dev/null; echo "[campaign] stream $s stopped"; fi
     sleep 5  # the killed runs release their folder locks; the other stream's runs keep theirs and are not parked
     PYTHONPATH="$root/src" HF_HUB_OFFLINE=1 "$py" benchmarks/paper.py --output "$out" --results "$results" --park
@@ -162,6 +179,7 @@ _watch)  # the handover's watcher; CAMPAIGN_QUEUE_<S> holds the new items and pa
     echo $! >"$state/$2.pid"
     ;;
 status)
+    [ -f "$state/until" ] && echo "FT runs end by $(cat "$state/until") (CAMPAIGN_UNTIL)"
     for s in A B; do
         if alive "$s"; then echo "stream $s: running (pid $(cat "$state/$s.pid"))"; else echo "stream $s: stopped"; fi
         grep -h '^\[campaign\]\|^\[paper\]' "$state/$s.log" 2>/dev/null | tail -n 2 | cut -c1-200 | sed 's/^/    /'

@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import json
 import math
 import shutil
@@ -99,11 +100,24 @@ DEFAULTS_SWEEPS = {"attention-dropout": ["lr=1e-2", "attention_dropout=0.1,0"],
                    "token-gate-bias": [f"lr={PREFIX_LRS}", "token_gate_bias=0,3"]}
 AT_PT2_LR = "pt2-lr"  # suffix of the PT2+ / PT2* sweeps rerun at P-tuning v2's own lr
 RUN_FILES = ("results.json", "val-predictions.json")  # what --collect keeps of a run (and restore puts back)
+UNPARKABLE_METHODS = ("finetune",)  # over PARK_LIMIT_MB: under --until their sweeps start no run that would not end
 PARK_LIMIT_MB = 4.0  # a parked run is committed: prefix-method runs (~1 MB) fit, fine-tuning ones (~350 MB) do not
 ADAPREFIX = [sys.executable, "-m", "adaprefix.cli"]
 EDGE_FACTOR = 2.0  # the edges phase: the lr one step past the grid's edge (2e-2 -> 4e-2, 5e-3 -> 2.5e-3)
 EDGE_METHODS = ("prefix", "apt")  # the comparison the protocol is about; FT's edges would cost ~200x the parameters
 PHASES = ("defaults", "main", "epochs", "longer", "edges", "ablations", "fewshot", "gates")  # a full run's order
+
+
+def _import_script(name: str):
+    """benchmarks/<name>.py as the module ``name``, however this file was loaded (script, or by path in tests)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / f"{name}.py")
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+paper_deadline = _import_script("paper_deadline")  # --until: sweeps of runs that cannot be parked
 
 
 def run_name(method: str, params: dict, seed: int) -> str:
@@ -239,6 +253,8 @@ class Protocol:
         self.methods = [m for m in METHODS if m in (getattr(ns, "methods", None) or METHODS)]
         self.subsets: dict[str, int] = getattr(ns, "train_subset", None) or {}  # task -> N (--train-subset)
         self.eval_subsets: dict[str, int] = getattr(ns, "eval_subset", None) or {}  # task -> N (--eval-subset)
+        until = getattr(ns, "until", None)
+        self.deadline = paper_deadline.parse_until(until) if until else None  # Unix seconds (--until)
 
     def sweep(self, phase: str, name: str, task: str, methods: str, grid: list[str], seeds: list[int],
               extra: list[str] | None = None) -> Path:
@@ -254,8 +270,17 @@ class Protocol:
         cmd = [*ADAPREFIX, "sweep", "--task", task, "--method", methods, "--seeds", csv(seeds), "--output", str(out),
                *(["--grid", *grid] if grid else []), *self.common, *protocol, *(extra or [])]
         print(f"[paper] {phase}/{name}: {' '.join(cmd[3:])}", flush=True)
-        if not self.ns.dry_run:
+        if self.ns.dry_run:
+            return out
+        if self.deadline is None or not set(methods.split(",")) & set(UNPARKABLE_METHODS):
             subprocess.run(cmd, check=True)
+            return out
+        if "--epochs" not in cmd:  # the task's default, which this protocol always states: never here
+            raise ValueError(f"--until needs the epochs of {phase}/{name} in its command")
+        epochs = int(cmd[len(cmd) - cmd[::-1].index("--epochs")])  # the last --epochs wins, as argparse reads it
+        paper_deadline.run_until(subprocess.Popen(cmd), out / "runs", epochs,
+                                 paper_deadline.prior_epoch_seconds(Path(self.ns.results), task, "finetune"),
+                                 self.deadline)
         return out
 
     def restore(self, phase: str, name: str, out: Path) -> None:
@@ -868,12 +893,19 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"largest run folder --park copies (default {PARK_LIMIT_MB:g}: prefix methods fit, FT does not)")
     p.add_argument("--inflight", help="where --park puts unfinished runs and sweeps look for them (default: "
                                       "inflight/ beside --results, i.e. benchmarks/inflight)")
+    p.add_argument("--until", metavar="TIME",
+                   help="HH:MM (UTC) or an ISO date and time: sweeps of runs that cannot be parked (FT) start no run "
+                        "projected to end after it, and stop at the first such run (it trains in a later session)")
     p.add_argument("--dry-run", action="store_true", help="print the sweeps without running them")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="after --: flags passed to every sweep (e.g. -- --epochs 10)")
     ns = p.parse_args(argv)
     ns.extra = [x for x in ns.extra if x != "--"]
     ns.train_subset = parse_subsets(ns.train_subset, p.error)
     ns.eval_subset = parse_subsets(ns.eval_subset, p.error, "--eval-subset")
+    try:
+        ns.until and paper_deadline.parse_until(ns.until)
+    except ValueError as error:
+        p.error(str(error))
     protocol = Protocol(ns)
     if ns.collect:
         protocol.collect(Path(ns.collect))

@@ -435,16 +435,16 @@ def epochs_sweeps(task: str, results: Path) -> list[Sweep] | None:
 
 def longer_sweeps(task: str, results: Path) -> list[Sweep]:
     """``paper.py --phase longer``'s sweeps for ``task`` where the committed epoch check settled it on more epochs
-    (``paper_tables.longer_epochs_due``): every method, every seed. Priced as its main runs continued (the new
-    epochs only: the checkpoints stay on the campaign's disk) and the epoch check's own seed as a copy; a fresh
-    checkout without those checkpoints trains them whole (N / E of a main run) instead."""
+    (``paper_tables.longer_epochs_due``): every method, every seed, the epoch check's own seed being a copy.
+    Priced as whole runs (N / E of a main run): a run continues its main run only where this disk still has that
+    checkpoint, and a fresh checkout has none (checkpoints are not committed)."""
     epochs = _paper_tables().longer_epochs_due(results, task)
     if epochs is None:
         return []
     main = paper.epochs_for(task)
     seeds = len(paper.seeds_for(task))
     return [Sweep("longer", f"{task}-{m}-epochs{epochs}", task, m, seeds - (m in paper.EPOCH_CHECK_METHODS),
-                  epochs_factor=(epochs - main) / main) for m in METHODS]
+                  epochs_factor=epochs / main) for m in METHODS]
 
 
 def protocol_sweeps(results: Path | None = None) -> list[Sweep]:

@@ -67,7 +67,8 @@ def stub_python(tmp_path: Path) -> tuple[Path, Path]:
     """(stub, calls): a stand-in python that logs each call's PYTHONPATH and arguments to ``calls``, one line each,
     and a state folder holding stream pid files."""
     calls, stub = tmp_path / "calls.log", tmp_path / "python"
-    stub.write_text(f'#!/bin/sh\necho "$PYTHONPATH $@" >> {calls}\n')
+    stub.write_text(f'#!/bin/sh\necho "$PYTHONPATH $@" >> {calls}\n'  # paper_deadline.py resolves CAMPAIGN_UNTIL
+                    'case "$1" in *paper_deadline.py) echo 2026-12-08T01:30:00+00:00 ;; esac\n')
     stub.chmod(0o755)
     (tmp_path / "state").mkdir()
     return stub, calls
@@ -114,7 +115,7 @@ def test_cpu_campaign_restart_stops_one_stream_and_runs_it_on_a_worktree_of_head
     state, tree = tmp_path / "state", tmp_path / "tree"
     old = {s: fake_stream(state, s) for s in "AB"}
     env = dict(os.environ, PYTHON=str(stub), CAMPAIGN_OUT=str(tmp_path / "out"), CAMPAIGN_STATE=str(state),
-               CAMPAIGN_TREE=str(tree))
+               CAMPAIGN_TREE=str(tree), CAMPAIGN_UNTIL="01:30")
     script = str(ROOT / "benchmarks" / "cpu_campaign.sh")
     item = "--phase epochs --tasks ontonotes"
     try:
@@ -131,6 +132,8 @@ def test_cpu_campaign_restart_stops_one_stream_and_runs_it_on_a_worktree_of_head
         park = next(i for i, line in enumerate(lines) if line.endswith("--park"))
         run = next(i for i, line in enumerate(lines) if line.endswith(item) and "--dry-run" not in line)
         assert park < run and lines[run].startswith(f"{tree}-B/src ")  # parked first; the new tree's code
+        # CAMPAIGN_UNTIL reaches every paper.py call of the new stream as the absolute time it was resolved to
+        assert f"--until 2026-12-08T01:30:00+00:00 {item}" in lines[run]
         assert (Path(f"{tree}-B") / "benchmarks" / "paper.py").is_file()
         assert int((state / "B.pid").read_text()) != old["B"].pid
     finally:

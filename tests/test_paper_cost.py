@@ -147,11 +147,11 @@ def test_epochs_phase_counted_where_a_main_run_peaked_at_its_last_epoch(tmp_path
     assert pc._paper_tables().expected_sweeps(root)["epochs"] == [s.name for s in sweeps]
     _set(root / "epochs" / "conll04-apt-epochs60" / "apt-s13" / "results.json", best_epoch=59)
     assert [s.name for s in pc.epochs_sweeps("conll04", root)][2:] == []  # neither peaked last: no round 2
-    # settled at 60: the longer phase continues every main run to 60 (20 new epochs: 0.5x), the epoch check's
-    # seed being a copy for PT2 and APT
+    # settled at 60: the longer phase runs every method and seed at 60 (1.5x, priced whole: a fresh checkout has no
+    # main-run checkpoint to continue), the epoch check's seed being a copy for PT2 and APT
     assert [(s.phase, s.name, s.expected, s.epochs_factor) for s in pc.longer_sweeps("conll04", root)] == [
-        ("longer", "conll04-finetune-epochs60", 3, 0.5), ("longer", "conll04-prefix-epochs60", 2, 0.5),
-        ("longer", "conll04-apt-epochs60", 2, 0.5)]
+        ("longer", "conll04-finetune-epochs60", 3, 1.5), ("longer", "conll04-prefix-epochs60", 2, 1.5),
+        ("longer", "conll04-apt-epochs60", 2, 1.5)]
     assert [s.name for s in pc.protocol_sweeps(root) if s.phase == "longer"] == \
         pc._paper_tables().expected_sweeps(root)["longer"]
     # PT2 chose the grid's top (2e-2): one run at 4e-2 on seed 11; APT chose 1e-2, inside the grid
