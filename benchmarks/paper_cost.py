@@ -189,15 +189,20 @@ class RunRecord:
         return self.epochs is None or self.epochs == paper.epochs_for(self.task)
 
 
-def is_copy(doc: dict, sweep: str) -> bool:
+def is_copy(doc: dict, phase: str, sweep: str) -> bool:
     """True when the run was trained in another sweep of the protocol (its output folder is
-    ``.../<phase>/<other sweep>/runs/<run>``), which counts it. A run trained outside the protocol (a side check,
-    ``runs/side/...``) and committed as a protocol run is no copy: nothing else counts it."""
+    ``.../<phase>/<sweep>/runs/<run>`` for another phase or sweep: the longer phase's sweeps share their names with
+    the epoch check's), which counts it. A run trained outside the protocol (a side check, ``runs/side/...``) and
+    committed as a protocol run is no copy: nothing else counts it, except in the longer phase, whose only runs
+    not trained there are the epoch check's (counted by the epochs phase, wherever they trained)."""
     output = (doc.get("train_args") or {}).get("output")
     if not output:
         return False
     parts = Path(output).parts
-    return len(parts) >= 4 and parts[-2] == "runs" and parts[-3] != sweep and parts[-4] in paper.PHASES
+    if phase == "longer":
+        return len(parts) < 4 or parts[-4] != "longer"
+    return len(parts) >= 4 and parts[-2] == "runs" and parts[-4] in paper.PHASES and (parts[-4], parts[-3]) != (
+        phase, sweep)
 
 
 def cost_seconds(doc: dict) -> float:
@@ -219,7 +224,7 @@ def read_run(path: Path) -> RunRecord:
     lazy = args.get("shots_dev") and args.get("eval_every_epoch") is False  # the key exists since lazy scoring
     scored = sum("val" in e for e in epochs) / len(epochs) if lazy and epochs else None
     return RunRecord(phase, sweep, doc["task"], doc["method"], cost_seconds(doc), args.get("shots"),
-                     is_copy(doc, sweep), scored, args.get("epochs"))
+                     is_copy(doc, phase, sweep), scored, args.get("epochs"))
 
 
 def read_runs(root: Path) -> list[RunRecord]:

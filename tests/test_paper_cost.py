@@ -214,9 +214,15 @@ def test_read_runs_marks_copies(tree: Path):
 def test_a_side_run_committed_into_a_protocol_sweep_is_no_copy():
     # CoNLL04's 60-epoch side runs were moved into epochs/: nothing else counts them, so they are present there
     side = {"train_args": {"output": "/w/runs/side/epochs60/conll04-apt/runs/apt-lr0.01-s11"}}
-    assert not pc.is_copy(side, "conll04-apt-epochs60")
+    assert not pc.is_copy(side, "epochs", "conll04-apt-epochs60")
     copy = {"train_args": {"output": "/w/runs/paper/main/conll04-apt-lr/runs/apt-lr0.01-s11"}}
-    assert pc.is_copy(copy, "conll04-apt-len") and not pc.is_copy(copy, "conll04-apt-lr")
+    assert pc.is_copy(copy, "main", "conll04-apt-len") and not pc.is_copy(copy, "main", "conll04-apt-lr")
+    # the longer phase's copy of the epoch check's run: the same sweep name, another phase
+    check = {"train_args": {"output": "/w/runs/paper/epochs/conll04-apt-epochs60/runs/apt-s11"}}
+    assert pc.is_copy(check, "longer", "conll04-apt-epochs60") and not pc.is_copy(check, "epochs", "conll04-apt-epochs60")
+    assert pc.is_copy(side, "longer", "conll04-apt-epochs60")  # the check's run, trained as a side run, copied on
+    own = {"train_args": {"output": "/w/runs/paper/longer/conll04-apt-epochs60/runs/apt-s12"}}
+    assert not pc.is_copy(own, "longer", "conll04-apt-epochs60")
 
 
 def test_cost_seconds_prefers_cpu_time_of_one_thread_cpu_runs():
