@@ -85,10 +85,10 @@ def run_until(proc: subprocess.Popen, runs: Path, epochs: int, epoch_s: float | 
             touched = max([run.stat().st_mtime, *[f.stat().st_mtime for f in run.glob("metrics.jsonl")]])
             if (run / "results.json").is_file() or touched < start - 1:
                 continue  # finished, or not touched by this sweep yet
-            if run not in first_seen:  # since when it has trained: its last epoch's end, else its folder's start
-                done = epochs_done(run)
+            if run not in first_seen:  # since when it has trained: its last epoch's end, else its folder's start,
+                done = epochs_done(run)  # but not before this sweep began (a run resumed from an older checkpoint)
                 since = (run / "metrics.jsonl") if done else run
-                first_seen[run] = (min(since.stat().st_mtime, clock()), done)
+                first_seen[run] = (min(max(since.stat().st_mtime, start), clock()), done)
             end = projected_end(first_seen[run], run, epochs, epoch_s)
             if end is not None and end > deadline:
                 say(f"[paper] {run}: cannot be parked, and at epoch {epochs_done(run)} of {epochs} it would end "

@@ -35,13 +35,22 @@ class FakeSweep:
     """Trains ``seeds`` in turn from T0, ``epochs`` epochs of ``epoch_s`` each, writing run folders as the
     runner does (folder at start, a metrics.jsonl line per epoch, results.json at the end); each poll is 10 s."""
 
-    def __init__(self, runs: Path, seeds: list[int], epochs: int = 4, epoch_s: float = 100.0, returncode: int = 0):
+    def __init__(self, runs: Path, seeds: list[int], epochs: int = 4, epoch_s: float = 100.0, returncode: int = 0,
+                 resumed: int = 0):
         self.runs, self.now, self.args, self.terminated_at = runs, T0, ["sweep"], None
         self.events = []
+        start = T0
         for i, seed in enumerate(seeds):
-            start = T0 + i * epochs * epoch_s
+            first = resumed if i == 0 else 0  # the first run resumes a checkpoint of an earlier sweep at that epoch
+            if first:
+                run = runs / f"finetune-s{seed}"
+                run.mkdir(parents=True)
+                (run / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e + 1}) + "\n" for e in range(first)))
+                touch(run / "metrics.jsonl", T0 - 5000)
+                touch(run, T0 - 5000)
             self.events.append((start, seed, 0))
-            self.events += [(start + (e + 1) * epoch_s, seed, e + 1) for e in range(epochs)]
+            self.events += [(start + (e + 1 - first) * epoch_s, seed, e + 1) for e in range(first, epochs)]
+            start += (epochs - first) * epoch_s
         self.epochs, self.final = epochs, returncode
         self.returncode = None
 
@@ -56,7 +65,7 @@ class FakeSweep:
             t, seed, epoch = self.events.pop(0)
             run = self.runs / f"finetune-s{seed}"
             if epoch == 0:
-                run.mkdir(parents=True)
+                run.mkdir(parents=True, exist_ok=True)  # a resumed run: its config is written again
             else:
                 with open(run / "metrics.jsonl", "a") as log:
                     log.write(json.dumps({"epoch": epoch}) + "\n")
@@ -106,6 +115,17 @@ def test_with_the_main_tables_rate_the_late_run_is_stopped_as_it_starts(tmp_path
     stopped, sweep, said = watch(tmp_path / "slow", 500, 100.0, slow)
     assert stopped and sweep.terminated_at == T0 + 150
     assert "finetune-s11: cannot be parked, and at epoch 1 of 4 it would end 2 min after" in said[0]
+
+
+def test_a_run_resumed_from_an_older_checkpoint_is_timed_from_the_sweeps_start(tmp_path):
+    """s11 resumes at epoch 2 of 4 (logged 5000 s before this sweep): its 2 epochs left end at 200, s12 at 600.
+    Timed from its old log it would look 5000 s an epoch and be stopped; from the sweep's start it is not."""
+    sweep = FakeSweep(tmp_path / "runs", [11, 12], resumed=2)
+    stopped, sweep, said = watch(tmp_path, 650, None, sweep)
+    assert not stopped and said == [] and (tmp_path / "runs" / "finetune-s12" / "results.json").is_file()
+    sweep = FakeSweep(tmp_path / "late" / "runs", [11], resumed=2)  # with the prior, 0 + 2 x 100 is 50 s late
+    stopped, sweep, said = watch(tmp_path / "late", 150, 100.0, sweep)
+    assert stopped and sweep.terminated_at == T0 + 10 and "at epoch 2 of 4 it would end 1 min after" in said[0]
 
 
 def test_a_sweep_that_fits_runs_to_its_end_and_a_failed_one_raises(tmp_path):
