@@ -63,13 +63,17 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
 import json
 import math
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # benchmarks/paper_deadline.py, also when this file is loaded by path (tests)
+    sys.path.insert(0, str(HERE))
+import paper_deadline  # noqa: E402  (--until: sweeps of runs that cannot be parked)
 
 SEEDS_SMALL = [11, 12, 13, 14, 15]  # CB, COPA, WSC: small dev sets, large spread
 SEEDS_LARGE = [11, 12, 13]
@@ -107,17 +111,6 @@ EDGE_FACTOR = 2.0  # the edges phase: the lr one step past the grid's edge (2e-2
 EDGE_METHODS = ("prefix", "apt")  # the comparison the protocol is about; FT's edges would cost ~200x the parameters
 PHASES = ("defaults", "main", "epochs", "longer", "edges", "ablations", "fewshot", "gates")  # a full run's order
 
-
-def _import_script(name: str):
-    """benchmarks/<name>.py as the module ``name``, however this file was loaded (script, or by path in tests)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / f"{name}.py")
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-paper_deadline = _import_script("paper_deadline")  # --until: sweeps of runs that cannot be parked
 
 
 def run_name(method: str, params: dict, seed: int) -> str:
@@ -869,14 +862,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output", default="runs/paper", help="where sweeps and runs go (default: runs/paper)")
     p.add_argument("--model", default="minilm", help="packaged name, folder or hub id (default: minilm)")
-    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    p.add_argument("--data-dir", default=str(HERE.parents[1] / "shared" / "data"))
     p.add_argument("--phase", nargs="+", default=list(PHASES), choices=PHASES)
     p.add_argument("--tasks", nargs="+", default=MAIN_TASKS)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
                    help="methods of the main, epochs, longer and fewshot phases (default: all); other phases are "
                    "unaffected")
     p.add_argument("--collect", metavar="DIR", help="copy results.json files and rebuild tables in DIR, then stop")
-    p.add_argument("--results", default=str(Path(__file__).resolve().parent / "results"),
+    p.add_argument("--results", default=str(HERE / "results"),
                    help="committed results of earlier sessions, put back before each sweep (default: benchmarks/results)")
     p.add_argument("--train-subset", nargs="+", default=[], metavar="TASK=N",
                    help="train TASK's full-data runs (not few-shot) on a fixed random N of its training records, the "

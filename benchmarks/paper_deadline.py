@@ -82,12 +82,13 @@ def run_until(proc: subprocess.Popen, runs: Path, epochs: int, epoch_s: float | 
     first_seen: dict[Path, tuple[float, int]] = {}
     while proc.poll() is None:
         for run in sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []:
-            touched = max([run.stat().st_mtime, *[f.stat().st_mtime for f in run.glob("metrics.jsonl")]])
+            log = run / "metrics.jsonl"
+            touched = max(run.stat().st_mtime, log.stat().st_mtime if log.is_file() else 0.0)
             if (run / "results.json").is_file() or touched < start - 1:
                 continue  # finished, or not touched by this sweep yet
             if run not in first_seen:  # since when it has trained: its last epoch's end, else its folder's start,
                 done = epochs_done(run)  # but not before this sweep began (a run resumed from an older checkpoint)
-                since = (run / "metrics.jsonl") if done else run
+                since = log if done else run
                 first_seen[run] = (min(max(since.stat().st_mtime, start), clock()), done)
             end = projected_end(first_seen[run], run, epochs, epoch_s)
             if end is not None and end > deadline:

@@ -3,27 +3,15 @@ The sweep is simulated on a fake clock: runs of 4 epochs of 100 s each, one afte
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load(name: str):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-deadline_mod = load("paper_deadline")
+deadline_mod = load_benchmark("paper_deadline")
 T0 = 1_000_000.0
 
 
@@ -160,7 +148,7 @@ def test_paper_runs_only_the_sweeps_of_unparkable_runs_under_until(tmp_path, mon
     prefix-method sweep (parkable) runs as before."""
     from types import SimpleNamespace
 
-    paper = load("paper")
+    paper = load_benchmark("paper")
     committed = tmp_path / "results"
     run = committed / "main" / "conll04-finetune-seeds" / "finetune-s12"
     run.mkdir(parents=True)

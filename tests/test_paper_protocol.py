@@ -5,31 +5,17 @@ few-shot sweeps only at a chosen main-table point."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load(name: str):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-gates_mod = load("paper_gates")
-pt = load("paper_tables")
-paper = load("paper")
+gates_mod = load_benchmark("paper_gates")
+pt = load_benchmark("paper_tables")
+paper = load_benchmark("paper")
 
 
 def write_probe(folder: Path, weights: list[float], task: str = "cb", alpha: float = 0.5) -> None:

@@ -12,10 +12,9 @@ import pytest
 import adaprefix.training as training
 from adaprefix.cli import main
 from adaprefix.fileio import exclusive_run
-from conftest import SHARED_DATA, interrupt_after_checkpoint
-from test_paper_protocol import load
+from conftest import SHARED_DATA, interrupt_after_checkpoint, load_benchmark
 
-paper = load("paper")
+paper = load_benchmark("paper")
 
 ARGS = ["train", "--task", "cb", "--method", "apt", "--epochs", "3", "--data-dir", str(SHARED_DATA),
         "--limit-train", "24", "--limit-eval", "12", "--batch-size", "8", "--no-progress", "--max-length", "64"]
