@@ -51,7 +51,6 @@ def test_cpu_campaign_check_names_the_item_that_would_fail(tmp_path):
     assert "stream B: item does not run: --phase mian --tasks rte" in proc.stderr
 
 
-
 def wait_for(condition, timeout: float = 30.0) -> bool:
     import time
 

@@ -4,10 +4,8 @@ per-example counts against the tasks' own scorers, and the seed-only bootstrap's
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +15,9 @@ from scipy.stats import binom
 from adaprefix.tasks import get_task
 from adaprefix.training import prediction_records, prediction_task
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("paired", ROOT / "benchmarks" / "paired.py")
-paired = importlib.util.module_from_spec(spec)
-sys.modules["paired"] = paired  # its dataclasses look their module up there
-spec.loader.exec_module(paired)
+from conftest import load_benchmark
+
+paired = load_benchmark("paired")
 
 
 def write_run(folder: Path, task_name: str, seed: int, entries: list[dict], doc_extra: dict | None = None) -> None:

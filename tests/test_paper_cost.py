@@ -4,18 +4,14 @@ worked out by hand here."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("paper_cost", ROOT / "benchmarks" / "paper_cost.py")
-pc = importlib.util.module_from_spec(spec)
-sys.modules["paper_cost"] = pc
-spec.loader.exec_module(pc)
+from conftest import load_benchmark
+
+pc = load_benchmark("paper_cost")
 
 from adaprefix.tasks import ChoiceExample, PairExample, TokenExample  # noqa: E402
 

@@ -4,20 +4,17 @@ against values computed here; and the committed CB defaults sweeps against the f
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("paper_tables", ROOT / "benchmarks" / "paper_tables.py")
-pt = importlib.util.module_from_spec(spec)
-sys.modules["paper_tables"] = pt
-spec.loader.exec_module(pt)
+pt = load_benchmark("paper_tables")
 
 RESAMPLES = 2000
 
@@ -501,7 +498,6 @@ def test_a_dev_subset_is_marked_beside_the_training_subset(tmp_path):
     table = pt.main_table(tmp_path / "main", resamples=200, examples=False)
     assert table["subsets"] == {"multirc": "1,000 of 27,243 training records; 1,003 of 4,848 dev records"}
     assert "| multirc (subset) | f1a |" in pt.main_markdown(table)
-
 
 
 def _with_history(folder: Path, scores: list[float], epochs: int) -> None:

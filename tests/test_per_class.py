@@ -3,7 +3,6 @@ and paired between methods, each checked against counts worked out by hand here.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import statistics
 import sys
@@ -11,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-spec = importlib.util.spec_from_file_location("per_class", ROOT / "benchmarks" / "per_class.py")
-pc = importlib.util.module_from_spec(spec)
-sys.modules["per_class"] = pc
-spec.loader.exec_module(pc)
+pc = load_benchmark("per_class")
 
 
 def predictions(path: Path, pairs: list[tuple]) -> Path:

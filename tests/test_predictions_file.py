@@ -4,7 +4,6 @@ best adapter's predictions, through a resume, and carried by ``benchmarks/paper.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -15,10 +14,9 @@ from adaprefix.adapter_io import load_adapter
 from adaprefix.tasks import get_task
 from adaprefix.tasks.encode import Collator, encode
 from adaprefix.training import TrainArgs, decode, load_backbone, predict_logits, prediction_records, train
-from conftest import SHARED_DATA, interrupt_after_checkpoint
+from conftest import SHARED_DATA, interrupt_after_checkpoint, load_benchmark
 
 pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"benchmark data not at {SHARED_DATA}")
-ROOT = Path(__file__).resolve().parents[1]
 # RTE, full fine-tuning: val accuracy 0.469, 0.406, 0.594, 0.531 over the 4 epochs, so the best epoch (3) is
 # neither the first nor the last and epoch 2 does not improve
 RTE = dict(task="rte", method="finetune", lr=5e-5, epochs=4, limit_train=48, limit_eval=32, batch_size=8,
@@ -114,10 +112,7 @@ def test_fresh_run_drops_a_stale_predictions_file(tmp_path):
 
 
 def load_paper():
-    spec = importlib.util.spec_from_file_location("paper", ROOT / "benchmarks" / "paper.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("paper")
 
 
 def test_paper_collect_copies_the_predictions_file(rte_run, tmp_path):
