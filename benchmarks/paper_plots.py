@@ -1,12 +1,14 @@
 """Figures of the paper protocol's main, ablation and few-shot tables: every seed (draw) as a dot, the mean ± sd
-beside it.
+beside it; and the headline, APT - PT2 per task with its intervals (a forest plot).
 
 With 3-5 seeds and dev sets of 56-104 examples, a table of means hides how far apart the seeds are; these
 figures show each seed's dev score so an overlap (or its absence) is visible at a glance.
 
-    import paper_tables as pt, paper_plots       # with benchmarks/ on sys.path
+    import paper_tables as pt, paper_plots, paper_epochs      # with benchmarks/ on sys.path
     main = pt.main_table(Path("benchmarks/results/main"), examples=False)
     paper_plots.plot_main(main, "benchmarks/results/paper-main.png")
+    longer = paper_epochs.longer_table(Path("benchmarks/results/longer"), main)
+    paper_plots.plot_headline(main, "paper-apt-vs-pt2.png", longer)   # APT - PT2, main and longer rows
     paper_plots.plot_ablations(pt.ablations_table(Path("benchmarks/results"), main), "paper-ablations.png")
     paper_plots.plot_fewshot(pt.fewshot_table(Path("benchmarks/results/fewshot")), "paper-fewshot.png")
 
@@ -139,3 +141,65 @@ def plot_fewshot(table: dict, path: str | Path) -> Path:
     metrics = {f"{r['task']} K={r['shots']}": _metric(r["cells"].values()) for r in table["rows"]}
     return plot_panels(fewshot_panels(table), metrics, "Few-shot\ndev score per draw (dots), mean ± sd (squares)",
                        path)
+
+
+def headline_rows(main: dict, longer: dict | None = None) -> list[dict]:
+    """The headline figure's rows: per task of ``paper_tables.main_table`` with APT - PT2 paired by seed, the
+    per-seed differences x100, their mean, the 95% interval over seeds and (where computed) over seeds x dev
+    examples; after each task that ``paper_epochs.longer_table`` ran at more epochs, a row for that run too
+    (partial where either method lacks seeds).
+
+        headline_rows(pt.main_table(Path("benchmarks/results/main")))
+        # -> [{"label": "cb", "diffs": [1.8, ...], "mean": 2.1, "seeds": (1.1, 3.2), "examples": (-5.7, 10.0), ...}]
+    """
+
+    def row(label: str, paired: dict, partial: bool) -> dict:
+        examples = paired.get("examples")
+        examples = examples if isinstance(examples, dict) else None  # else a note: no predictions, or not computed
+        return {"label": label, "diffs": [100 * d for d in paired["diffs"]], "mean": 100 * paired["mean"],
+                "seeds": (100 * paired["low"], 100 * paired["high"]),
+                "examples": (100 * examples["low"], 100 * examples["high"]) if examples else None,
+                "partial": partial}
+
+    def name(task: str, epochs: list[int]) -> str:  # "ontonotes (5 ep, subset)"
+        notes = [f"{max(epochs)} ep"] if epochs else []
+        notes += ["subset"] if task in (main.get("subsets") or {}) else []  # a stated training subset
+        return f"{task} ({', '.join(notes)})" if notes else task
+
+    rows = []
+    for task in main["tasks"]:
+        paired = (main.get("paired") or {}).get(task)
+        if paired:
+            cells = main["cells"][task]
+            epochs = [e for m in ("prefix", "apt") for e in cells[m].get("epochs", [])]
+            rows.append(row(name(task, epochs), paired, any(cells[m]["partial"] for m in ("prefix", "apt"))))
+        more = ((longer or {}).get("tasks") or {}).get(task)
+        if more and more.get("paired"):
+            partial = any(more["cells"][m]["partial"] for m in ("prefix", "apt"))
+            rows.append(row(name(task, [more["epochs"]]), more["paired"], partial))
+    return rows
+
+
+def plot_headline(main: dict, path: str | Path, longer: dict | None = None) -> Path:
+    """APT - PT2 per task as a forest plot: each seed's difference as a dot, the mean as a square, the interval
+    over seeds as a thick bar and over seeds x dev examples as a thin one; partial rows hollow. Returns ``path``."""
+    plt = pyplot()
+    rows = headline_rows(main, longer)
+    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(rows) + 1.4))
+    for y, r in enumerate(rows):
+        colour = "C2" if r["seeds"][0] > 0 else "C3" if r["seeds"][1] < 0 else "C7"
+        if r["examples"]:
+            ax.plot(r["examples"], [y, y], color=colour, linewidth=1, zorder=2)
+        ax.plot(r["seeds"], [y, y], color=colour, linewidth=4, alpha=0.6, zorder=2, solid_capstyle="butt")
+        ax.scatter(r["diffs"], [y + 0.18] * len(r["diffs"]), s=12, color=colour, zorder=3,
+                   facecolors="none" if r["partial"] else colour)
+        ax.scatter([r["mean"]], [y], marker="s", s=30, color="black", zorder=4)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([r["label"] + (" (partial)" if r["partial"] else "") for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("APT - PT2, dev score x100 (accuracy or F1)", fontsize=9)
+    ax.grid(axis="x", linewidth=0.3)
+    ax.set_title("APT - PT2 per task: seeds (dots), mean (square), 95% interval over seeds (thick)\n"
+                 "and over seeds x dev examples (thin); green / red: the seeds' interval excludes 0", fontsize=9)
+    return save_figure(fig, path)

@@ -1112,7 +1112,7 @@ TABLES = ("defaults", "main", "ablations", "fewshot", "gates", "epochs", "longer
 
 
 FIGURES = {"main": "paper-main.png", "ablations": "paper-ablations.png", "fewshot": "paper-fewshot.png",
-           "gates": "paper-gates.png", "epochs": "paper-epochs.png"}
+           "gates": "paper-gates.png", "epochs": "paper-epochs.png", "headline": "paper-apt-vs-pt2.png"}
 
 
 def shown_path(path: Path) -> str:
@@ -1151,10 +1151,14 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
         parts.append(defaults_markdown(doc["defaults"]))
     if {"main", "ablations", "gates", "epochs", "longer", "edges"} & set(tables):
         main = main_table(root / "main", resamples, examples and "main" in tables)
+        if "longer" in tables:  # before the main section: its headline figure adds the longer rows
+            doc["longer"] = paper_epochs.longer_table(root / "longer", main, resamples, examples)
         if "main" in tables:
             doc["main"] = main
+            headline = (figure("headline", lambda m, path: paper_plots.plot_headline(m, path, doc.get("longer")), main)
+                        if any(main["paired"].values()) else None)
             parts.append(main_markdown(main) + image("main", figure("main", paper_plots.plot_main, main)
-                                                     if main["tasks"] else None))
+                                                     if main["tasks"] else None) + image("APT - PT2", headline))
     if "ablations" in tables:
         doc["ablations"] = ablations_table(root, main, resamples, examples)
         abl = doc["ablations"]
@@ -1177,7 +1181,6 @@ def build(root: Path, tables: Iterable[str] = TABLES, resamples: int = RESAMPLES
         link = figure("epochs", paper_epochs.plot_epochs, doc["epochs"]) if doc["epochs"]["rows"] else None
         parts.append(paper_epochs.epochs_markdown(doc["epochs"], link))
     if "longer" in tables:
-        doc["longer"] = paper_epochs.longer_table(root / "longer", main, resamples, examples)
         parts.append(paper_epochs.longer_markdown(doc["longer"]))
     if "edges" in tables:
         doc["edges"] = paper_edges.edges_table(root / "edges", main)

@@ -217,6 +217,22 @@ def test_apt_minus_pt2_paired_by_seed(main):
             f"{100 * mean(diffs):+.1f} ± {100 * sd(diffs):.1f} |") in md
 
 
+def test_headline_figure_rows_are_the_seeds_differences_and_their_intervals(main):
+    """The APT - PT2 figure's rows: CB's per-seed differences (computed here from the scores written), RTE's +10
+    on every seed with its over-examples interval; no row for CoNLL04 (no APT runs)."""
+    rows = {r["label"]: r for r in pt.paper_plots.headline_rows(main)}
+    assert list(rows) == ["cb (20 ep)", "rte (20 ep)"]
+    pt2 = {11: PT2_LEN[8], **PT2_SEEDS}
+    apt = {11: APT_LEN[16], **APT_SEEDS}
+    diffs = [100 * (apt[s] - pt2[s]) for s in (11, 12, 13)]
+    cb = rows["cb (20 ep)"]
+    assert cb["diffs"] == pytest.approx(diffs) and cb["mean"] == pytest.approx(mean(diffs))
+    assert min(diffs) <= cb["seeds"][0] < cb["mean"] < cb["seeds"][1] <= max(diffs)
+    assert cb["examples"] is None  # no predictions files: no interval over examples, and no crash
+    rte = rows["rte (20 ep)"]
+    assert rte["diffs"] == pytest.approx([10.0] * 3) and 5 < rte["examples"][0] < 8 and 12 < rte["examples"][1] < 15
+
+
 def test_examples_bootstrap_where_every_run_has_predictions(main):
     """RTE: APT right on 170 of 200, PT2 on 150, every seed: +10 points; each replicate is the share of those 20
     examples in a draw of 200 (Binomial(200, 0.1) / 200), whose 95% range is about [0.06, 0.14]."""
@@ -299,7 +315,7 @@ def test_figures_are_drawn_and_linked(tree, tmp_path):
     assert pt.main([str(tree), "--output", str(out), "--tables", "main", "ablations", "fewshot", "--resamples",
                     "200", "--no-examples"]) == 0
     md = out.read_text()
-    for name in ("paper-main.png", "paper-ablations.png", "paper-fewshot.png"):
+    for name in ("paper-main.png", "paper-apt-vs-pt2.png", "paper-ablations.png", "paper-fewshot.png"):
         assert f"]({name})" in md and (out.parent / name).read_bytes()[:4] == b"\x89PNG"
     figs = tmp_path / "figs"
     assert pt.main([str(tree), "--output", str(out), "--tables", "main", "--figures", str(figs), "--resamples",
@@ -482,6 +498,7 @@ def test_a_train_subset_row_is_marked_with_its_counts(tmp_path):
     assert table["subsets"] == {"multirc": "2,000 of 27,243 training records"}
     md = pt.main_markdown(table)
     assert "| multirc (subset) | f1a |" in md and "| cb | accuracy |" in md
+    assert [r["label"] for r in pt.paper_plots.headline_rows(table)] == ["multirc (20 ep, subset)"]  # cb: no PT2
     assert "(subset) multirc: a fixed random 2,000 of 27,243 training records (`--train-subset`" in md
     subset_run("multirc-finetune-lr", "finetune", 11, None)  # one method on the whole file: said, not hidden
     table = pt.main_table(tmp_path / "main", resamples=200, examples=False)
@@ -636,6 +653,11 @@ def test_longer_phase_table_sets_each_main_row_beside_its_row_at_the_settled_epo
     assert row["cells"]["finetune"]["test_mean"] == pytest.approx(0.80)
     assert row["paired"]["diffs"] == pytest.approx([0.03, 0.04]) and row["main_paired"]["diffs"] == \
         pytest.approx([0.01, 0.02])
+    rows = {r["label"]: r for r in pt.paper_plots.headline_rows(pt.main_table(tmp_path / "main", examples=False),
+                                                                  table)}
+    assert list(rows) == ["conll04 (40 ep)", "conll04 (60 ep)"]
+    assert rows["conll04 (60 ep)"]["diffs"] == pytest.approx([3.0, 4.0]) and rows["conll04 (60 ep)"]["partial"]
+    assert rows["conll04 (40 ep)"]["diffs"] == pytest.approx([1.0, 2.0])
     md = pt.paper_epochs.longer_markdown(table)
     assert "| conll04 | APT | dev 70.5 ± 2.1 · test 68.5 ± 2.1 (2/3, partial) | 33, 40 / 40 | " \
            "dev 74.5 ± 2.1 · test 73.5 ± 2.1 (2/3, partial) | 61, 62 / 60 |" in md
