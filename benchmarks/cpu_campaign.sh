@@ -35,8 +35,10 @@ results=${CAMPAIGN_RESULTS:-$root/benchmarks/results}  # committed results; park
 extra=${CAMPAIGN_EXTRA:-}                          # flags for every sweep
 data=${ADAPREFIX_DATA:-$(cd "$root/.." && pwd)/shared/data}  # the official files (not beside the worktree)
 
-# MultiRC at max length 512 is ~23 CPU hours a run on the whole files; on CPU it runs as a stated subset of 1,000
-# training and ~1,000 dev records (whole questions), ~1 h a run (paper_cost.py prices it so)
+# MultiRC at max length 512 is ~23 CPU hours a run on the whole files; on CPU its prefix methods run as a stated
+# subset of 1,000 training and ~1,000 dev records (whole questions), ~2.5 h a run (a pilot: side/multirc-cost,
+# which paper_cost.py prices it by). Its fine-tuning runs (~3.5 h, not parkable) are longer than a session's
+# campaign: they are left to a GPU (`paper.py --phase main --tasks multirc --methods finetune $multirc_subset`)
 multirc_subset="--train-subset multirc=1000 --eval-subset multirc=1000"
 # The queues: each item's sweeps belong to one stream only (two processes in one seeds sweep would not split it:
 # a trial trains its seeds in turn, and the second process would wait on each run folder's lock). Stream A holds
@@ -50,12 +52,12 @@ queue_A=(
     "--phase main --tasks ontonotes --methods finetune --train-subset ontonotes=10000"
     "--phase main --tasks ontonotes --methods apt --train-subset ontonotes=10000"
     "--phase epochs --tasks rte"
-    # FT's share of the NER main rows at the epochs the epoch check settled on, and MultiRC's FT: under
-    # CAMPAIGN_UNTIL each sweep stops at its first run that would not end in time, so the cheapest go first
-    # (a run here: CoNLL04 at 60 epochs 50-80 min, CoNLL03 at 15 80-120, OntoNotes at 18 over 2 h)
+    # FT's share of the NER main rows at the epochs the epoch check settled on: under CAMPAIGN_UNTIL each sweep
+    # stops at its first run that would not end in time, so the cheapest go first (a run here: CoNLL04 at 60
+    # epochs 55-70 min, CoNLL03 at 15 80-120, OntoNotes at 18 over 2 h: only in a session's first minutes)
     "--phase longer --tasks conll04 conll03 --methods finetune"
-    "--phase main --tasks multirc --methods finetune $multirc_subset"
     "--phase longer --tasks ontonotes --methods finetune --train-subset ontonotes=10000"
+    "--phase longer --tasks conll03 --methods prefix apt"
     "--phase main --tasks multirc --methods apt $multirc_subset"
 )
 queue_B=(
@@ -68,7 +70,6 @@ queue_B=(
     "--phase longer --tasks ontonotes --methods prefix apt --train-subset ontonotes=10000"
     "--phase edges --train-subset ontonotes=10000"   # one lr past each edge the main table chose (~4 h)
     "--phase defaults --tasks rte"
-    "--phase longer --tasks conll03 --methods prefix apt"
     "--phase main --tasks multirc --methods prefix $multirc_subset"
 )
 

@@ -16,7 +16,9 @@ RESULTS is the collected results folder (default: benchmarks/results, laid out a
   full-data run (no ``shots``) per method and over all methods;
 * where a (task, method) has no measured run, an estimate: token-epochs x that method's seconds per token-epoch,
   a least-squares ratio through the origin over the tasks where the method was measured (the overall ratio over
-  per-task means where the method has none);
+  per-task means where the method has none), times the task's pilot factor where ``side/`` holds short runs of it
+  (``pilot_factors``: a task of long sequences, MultiRC at 512 tokens, costs several times more per token than
+  the short-sequence tasks the ratio was fitted on);
 * few-shot runs, unless measured: seconds per token-epoch x mean tokens x epochs x (K-shot train examples +
   EVAL_WEIGHT x (the K-shot selection split + f x dev and, for NER, test)), dev records assumed as long as
   train's; f is the measured share of epochs at which committed few-shot runs scored dev and test (since
@@ -49,7 +51,7 @@ import math
 import random
 import sys
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -182,6 +184,8 @@ class RunRecord:
     copied: bool  # a copy of a run trained in another sweep
     official_scored: float | None = None  # few-shot runs scoring dev/test lazily: share of epochs that scored them
     epochs: int | None = None  # the epochs it was scheduled for
+    train_examples: int | None = None  # records it trained on per epoch
+    scored_examples: int | None = None  # dev (and test) records it scored per epoch
 
     @property
     def protocol_epochs(self) -> bool:
@@ -223,8 +227,10 @@ def read_run(path: Path) -> RunRecord:
     epochs = doc.get("epochs") or []
     lazy = args.get("shots_dev") and args.get("eval_every_epoch") is False  # the key exists since lazy scoring
     scored = sum("val" in e for e in epochs) / len(epochs) if lazy and epochs else None
+    scored_per_epoch = (doc["val_examples"] + doc.get("test_examples", 0)) if "val_examples" in doc else None
     return RunRecord(phase, sweep, doc["task"], doc["method"], cost_seconds(doc), args.get("shots"),
-                     is_copy(doc, phase, sweep), scored, args.get("epochs"))
+                     is_copy(doc, phase, sweep), scored, args.get("epochs"), doc.get("train_examples"),
+                     scored_per_epoch)
 
 
 def read_runs(root: Path) -> list[RunRecord]:
@@ -270,6 +276,27 @@ def measured_few_shot_seconds(runs: Iterable[RunRecord]) -> dict[tuple[str, str,
     return {key: _mean(v) for key, v in groups.items()}
 
 
+def pilot_factors(runs: Iterable[RunRecord], stats: dict[str, "TaskStats"],
+                  rates: "Rates") -> dict[tuple[str, str], tuple[float, int]]:
+    """(task, method) -> (factor, runs): how many times the cross-task fit's seconds per token-epoch the task's own
+    pilot runs of that method (``side/`` runs on a slice of it, e.g. ``--train-subset 160 --eval-subset 96
+    --epochs 1``) took, the mean over them; (task, "all") over its pilots of every method. A task of much longer sequences (MultiRC at 512 tokens) costs more per token than the short-sequence
+    tasks the fit was made on; its pilot says by how much. Each pilot's work: (records trained + EVAL_WEIGHT x
+    records scored) x the task's mean tokens x its epochs; its start-up (model and data loading) counts as work."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for r in runs:
+        ratio = ratio_for(r.method, rates)
+        if (r.phase != "side" or r.shots is not None or r.task not in stats or not ratio or not r.train_examples
+                or not r.epochs):
+            continue
+        work = token_epochs(r.train_examples + EVAL_WEIGHT * (r.scored_examples or 0), stats[r.task].mean_tokens,
+                            r.epochs)
+        factor = r.seconds / (ratio * work)
+        groups[(r.task, r.method)].append(factor)
+        groups[(r.task, "all")].append(factor)
+    return {key: (_mean(v), len(v)) for key, v in groups.items()}
+
+
 def measured_scored_share(runs: Iterable[RunRecord]) -> tuple[float, int]:
     """(mean share of epochs at which lazily scoring few-shot runs scored dev/test, runs); (1.0, 0) without any."""
     shares = [r.official_scored for r in runs if r.official_scored is not None and not r.copied]
@@ -291,6 +318,7 @@ class Rates:
     per_method_from: dict[str, list[str]]  # the tasks each was fitted on
     overall: float | None
     overall_from: list[str]
+    pilot: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)  # pilot_factors()
 
 
 def fit_rates(measured: dict[tuple[str, str], tuple[float, int]], task_means: dict[str, tuple[float, int]],
@@ -309,13 +337,17 @@ def fit_rates(measured: dict[tuple[str, str], tuple[float, int]], task_means: di
 def run_seconds(task: str, method: str, measured: dict[tuple[str, str], tuple[float, int]], rates: Rates,
                 work: dict[str, float]) -> tuple[float | None, str]:
     """Seconds one full-data run of (task, method) takes and how it is known: "measured", "est. <method>" (the
-    method's ratio) or "est. overall"; (None, "unknown") when nothing has been measured at all."""
+    method's ratio) or "est. overall", times the task's pilot factor where it has pilot runs ("pilot <method>",
+    "pilot overall"; the method's own pilots' factor, else that of the task's pilots of every method); (None,
+    "unknown") when nothing has been measured at all."""
     if (task, method) in measured:
         return measured[(task, method)][0], "measured"
+    pilot = rates.pilot.get((task, method)) or rates.pilot.get((task, "all"))
+    factor, basis = (pilot[0], "pilot") if pilot else (1.0, "est.")
     if method in rates.per_method:
-        return rates.per_method[method] * work[task], f"est. {method}"
+        return factor * rates.per_method[method] * work[task], f"{basis} {method}"
     if rates.overall is not None:
-        return rates.overall * work[task], "est. overall"
+        return factor * rates.overall * work[task], f"{basis} overall"
     return None, "unknown"
 
 
@@ -544,13 +576,14 @@ def _cell(seconds: float | None, how: str, n: int | None = None) -> str:
         return "?"
     if how == "measured":
         return f"{seconds:.0f} ({n})" if n is not None else f"{seconds:.0f}"
-    return f"est. {seconds:.0f}"
+    return f"{how.split()[0]} {seconds:.0f}"  # "est. 3566", "pilot 12000"
 
 
 def tasks_markdown(stats: dict[str, TaskStats], measured, task_means, rates: Rates, work) -> str:
     out = ["## Tasks\n",
            "Seconds per full-data run (runs measured): the mean of `cpu_s` where a one-thread CPU run recorded it, "
-           "else `wall_s`; `est.` = token-epochs x the method's seconds per token-epoch.\n",
+           "else `wall_s`; `est.` = token-epochs x the method's seconds per token-epoch; `pilot` = that x the task's "
+           "pilot factor (its own short runs under `side/`).\n",
            "| task | train examples | mean tokens | epochs | token-epochs (M) | "
            + " | ".join(f"{LABEL[m]} s/run" for m in METHODS) + " | all s/run |",
            "|---|---:|---:|---:|---:|" + "---:|" * len(METHODS) + "---:|"]
@@ -575,6 +608,10 @@ def tasks_markdown(stats: dict[str, TaskStats], measured, task_means, rates: Rat
     if rates.overall is not None:
         out.append(f"- overall: {rates.overall * 1e6:.1f} s per million token-epochs (per-task means of "
                    f"{', '.join(rates.overall_from)})")
+    for (task, method), (factor, n) in sorted(rates.pilot.items()):
+        label = "every method" if method == "all" else LABEL[method]
+        out.append(f"- {task}, {label}: pilot factor {factor:.2f} (the fit's seconds per token-epoch x {factor:.2f}; "
+                   f"mean over {n} side run{'s' * (n != 1)})")
     unmeasured = [t for t in stats if not any((t, m) in measured for m in METHODS)]
     if unmeasured:
         out.append(f"- no measured run (all methods estimated): {', '.join(unmeasured)}")
@@ -653,6 +690,7 @@ def main(argv: list[str] | None = None) -> int:
     measured_few = measured_few_shot_seconds(runs)
     scored = measured_scored_share(runs)
     rates = fit_rates(measured, task_means, work)
+    rates.pilot = pilot_factors(runs, stats, rates)
     sweeps = count_present(runs, protocol_sweeps(Path(ns.results)))
     inflight = Path(ns.inflight) if ns.inflight else Path(ns.results).parent / "inflight"
     sweeps = count_parked(read_parked(inflight, Path(ns.results)), sweeps)

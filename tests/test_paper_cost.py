@@ -456,3 +456,33 @@ def test_a_train_subset_costs_its_records_plus_the_scoring_of_whole_dev():
     assert pc.parse_args(["--eval-subset", "multirc=1000"]).eval_subset == {"multirc": 1000}
     with pytest.raises(SystemExit):
         pc.parse_args(["--train-subset", "multirc"])
+
+
+def test_a_task_of_long_sequences_is_priced_by_its_pilot_runs():
+    """A MultiRC pilot (side/, APT, 160 records trained + 96 scored, one epoch) took 2304 s; the cross-task fit
+    (APT 0.01 s per token-epoch) predicts (160 + 96 / 3) x 300 tokens x 1 epoch x 0.01 = 576 s: factor 4, by hand.
+    PT2 has no pilot: its fit (0.008) x the task's work (1e6 token-epochs) x 4 = 32000 s. A protocol run and a
+    few-shot side run are no pilots; a task without pilots keeps the plain estimate."""
+    stats = {"multirc": pc.TaskStats("multirc", 27243, 300.0, 10, 4848, {}),
+             "rte": pc.TaskStats("rte", 2490, 66.7, 20, 277, {})}
+    rates = pc.Rates({"apt": 0.01, "prefix": 0.008}, {"apt": ["cb"], "prefix": ["cb"]}, 0.009, ["cb"])
+    pilot = pc.RunRecord("side", "multirc-cost", "multirc", "apt", 2304.0, None, False, None, 1, 160, 96)
+    ignored = [pc.RunRecord("main", "multirc-apt-lr", "multirc", "apt", 9.0, None, False, None, 1, 160, 96),
+               pc.RunRecord("side", "fewshot", "multirc", "apt", 9.0, 16, False, None, 1, 160, 96),
+               pc.RunRecord("side", "cost", "rte", "apt", 9.0, None, False, None, None, 160, 96)]  # epochs unknown
+    rates.pilot = pc.pilot_factors([pilot, *ignored], stats, rates)
+    assert rates.pilot == {("multirc", "apt"): (pytest.approx(4.0), 1), ("multirc", "all"): (pytest.approx(4.0), 1)}
+    work = {"multirc": 1e6, "rte": 1e5}
+    seconds, how = pc.run_seconds("multirc", "prefix", {}, rates, work)
+    assert (seconds, how) == (pytest.approx(32000.0), "pilot prefix")
+    # an FT pilot at factor 2 (0.02 s per token-epoch, 57,600 token-epochs, 2304 s): FT is priced by its own
+    # factor, PT2 by the mean of both (3)
+    rates.per_method["finetune"] = 0.02
+    ft_pilot = pc.RunRecord("side", "multirc-cost", "multirc", "finetune", 2304.0, None, False, None, 1, 160, 96)
+    rates.pilot = pc.pilot_factors([pilot, ft_pilot], stats, rates)
+    assert rates.pilot[("multirc", "finetune")][0] == pytest.approx(2.0)
+    assert pc.run_seconds("multirc", "finetune", {}, rates, work)[0] == pytest.approx(2.0 * 0.02 * 1e6)
+    assert pc.run_seconds("multirc", "prefix", {}, rates, work)[0] == pytest.approx(3.0 * 0.008 * 1e6)
+    seconds, how = pc.run_seconds("rte", "apt", {}, rates, work)
+    assert (seconds, how) == (pytest.approx(1000.0), "est. apt")
+    assert pc.run_seconds("multirc", "apt", {("multirc", "apt"): (5.0, 3)}, rates, work) == (5.0, "measured")
