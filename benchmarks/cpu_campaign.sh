@@ -37,7 +37,7 @@ data=${ADAPREFIX_DATA:-$(cd "$root/.." && pwd)/shared/data}  # the official file
 
 # MultiRC at max length 512 is ~23 CPU hours a run on the whole files; on CPU its prefix methods run as a stated
 # subset of 1,000 training and ~1,000 dev records (whole questions), ~2.5 h a run (a pilot: side/multirc-cost,
-# which paper_cost.py prices it by). Its fine-tuning runs (~3.5 h, not parkable) are longer than a session's
+# which paper_cost.py prices it by). Its fine-tuning runs (~2.7 h, not parkable) are longer than a session's
 # campaign: they are left to a GPU (`paper.py --phase main --tasks multirc --methods finetune $multirc_subset`)
 multirc_subset="--train-subset multirc=1000 --eval-subset multirc=1000"
 # The queues: each item's sweeps belong to one stream only (two processes in one seeds sweep would not split it:

@@ -280,10 +280,11 @@ def pilot_factors(runs: Iterable[RunRecord], stats: dict[str, "TaskStats"],
                   rates: "Rates") -> dict[tuple[str, str], tuple[float, int]]:
     """(task, method) -> (factor, runs): how many times the cross-task fit's seconds per token-epoch the task's own
     pilot runs of that method (``side/`` runs on a slice of it, e.g. ``--train-subset 160 --eval-subset 96
-    --epochs 1``) took, the mean over them; (task, "all") over its pilots of every method. A task of much longer sequences (MultiRC at 512 tokens) costs more per token than the short-sequence
-    tasks the fit was made on; its pilot says by how much. Each pilot's work: (records trained + EVAL_WEIGHT x
-    records scored) x the task's mean tokens x its epochs; its start-up (model and data loading) counts as work."""
-    groups: dict[str, list[float]] = defaultdict(list)
+    --epochs 1``) took, the mean over them; (task, "all") over its pilots of every method. A task of much longer
+    sequences (MultiRC at 512 tokens) costs more per token than the short-sequence tasks the fit was made on; its
+    pilot says by how much. Each pilot's work: (records trained + EVAL_WEIGHT x records scored) x the task's mean
+    tokens x its epochs; its start-up (model and data loading) counts as work."""
+    groups: dict[tuple[str, str], list[float]] = defaultdict(list)
     for r in runs:
         ratio = ratio_for(r.method, rates)
         if (r.phase != "side" or r.shots is not None or r.task not in stats or not ratio or not r.train_examples

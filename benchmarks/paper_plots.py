@@ -153,13 +153,13 @@ def headline_rows(main: dict, longer: dict | None = None) -> list[dict]:
         # -> [{"label": "cb", "diffs": [1.8, ...], "mean": 2.1, "seeds": (1.1, 3.2), "examples": (-5.7, 10.0), ...}]
     """
 
-    def row(label: str, paired: dict, partial: bool) -> dict:
+    def row(label: str, paired: dict, cells: dict) -> dict:
         examples = paired.get("examples")
         examples = examples if isinstance(examples, dict) else None  # else a note: no predictions, or not computed
         return {"label": label, "diffs": [100 * d for d in paired["diffs"]], "mean": 100 * paired["mean"],
                 "seeds": (100 * paired["low"], 100 * paired["high"]),
                 "examples": (100 * examples["low"], 100 * examples["high"]) if examples else None,
-                "partial": partial}
+                "partial": any(cells[m]["partial"] for m in ("prefix", "apt"))}
 
     def name(task: str, epochs: list[int]) -> str:  # "ontonotes (5 ep, subset)"
         notes = [f"{max(epochs)} ep"] if epochs else []
@@ -172,11 +172,10 @@ def headline_rows(main: dict, longer: dict | None = None) -> list[dict]:
         if paired:
             cells = main["cells"][task]
             epochs = [e for m in ("prefix", "apt") for e in cells[m].get("epochs", [])]
-            rows.append(row(name(task, epochs), paired, any(cells[m]["partial"] for m in ("prefix", "apt"))))
+            rows.append(row(name(task, epochs), paired, cells))
         more = ((longer or {}).get("tasks") or {}).get(task)
         if more and more.get("paired"):
-            partial = any(more["cells"][m]["partial"] for m in ("prefix", "apt"))
-            rows.append(row(name(task, [more["epochs"]]), more["paired"], partial))
+            rows.append(row(name(task, [more["epochs"]]), more["paired"], more["cells"]))
     return rows
 
 
